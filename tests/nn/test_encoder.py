@@ -1,0 +1,133 @@
+"""kosim's encoder against transformers' BertModel / RobertaModel / XLMRobertaModel, and packed against padded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import transformers
+
+from kosim.nn import CheckpointError, load_encoder, pack_padded, resolve_model_dir
+from kosim.nn.encoder import TransformerEncoder
+
+TEXTS = [
+    "안전모를 가진 한 남자가 춤을 추고 있다.",
+    "아이",
+    "한 여성이 고기를 요리하고 있다. 비행기가 이륙하고 있다.",
+    "x",
+]
+
+
+def _load_pair(path):
+    ours = load_encoder(path, json.loads((path / "config.json").read_text())).eval()
+    ref = transformers.AutoModel.from_pretrained(str(path)).eval()
+    tok = transformers.AutoTokenizer.from_pretrained(str(path))
+    return ours, ref, tok
+
+
+@pytest.mark.parametrize("kind", ["bert_dir", "roberta_dir", "xlmr_dir"])
+def test_padded_matches_transformers(kind, request):
+    path = request.getfixturevalue(kind)
+    ours, ref, tok = _load_pair(path)
+    enc = tok(TEXTS, padding=True, truncation=True, max_length=12, return_tensors="pt")
+    with torch.no_grad():
+        expected = ref(**enc).last_hidden_state
+        got = ours.forward_padded(enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids"))
+    mask = enc["attention_mask"].bool()
+    assert (got[mask] - expected[mask]).abs().max().item() <= 1e-5
+
+
+def test_token_type_ids_are_used(bert_dir):
+    ours, ref, tok = _load_pair(bert_dir)
+    enc = tok(TEXTS[:2], TEXTS[2:], padding=True, return_tensors="pt")
+    assert enc["token_type_ids"].any()
+    with torch.no_grad():
+        expected = ref(**enc).last_hidden_state
+        got = ours.forward_padded(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
+    mask = enc["attention_mask"].bool()
+    assert (got[mask] - expected[mask]).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("kind", ["bert_dir", "roberta_dir"])
+def test_packed_equals_padded_outputs_and_gradients(kind, request):
+    path = request.getfixturevalue(kind)
+    ours, _, tok = _load_pair(path)
+    ours.train()
+    enc = tok(TEXTS, padding=True, return_tensors="pt")
+    mask = enc["attention_mask"].bool()
+    weights = torch.randn(int(mask.sum()), ours.hidden_size, generator=torch.Generator().manual_seed(0))
+
+    # dropout off so both paths compute the same function; gradients compared on every parameter
+    for m in ours.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    for layer in ours.layers:
+        layer.attn.dropout_p = 0.0
+
+    padded = ours.forward_padded(enc["input_ids"], enc["attention_mask"])[mask]
+    (padded * weights).sum().backward()
+    grads_padded = {n: p.grad.clone() for n, p in ours.named_parameters()}
+    ours.zero_grad()
+    packed = ours(pack_padded(enc["input_ids"], enc["attention_mask"]))
+    (packed * weights).sum().backward()
+    assert (packed - padded).abs().max().item() <= 1e-5
+    for name, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, grads_padded[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_missing_weight_is_named(bert_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(bert_dir / "model.safetensors"))
+    del state["encoder.layer.1.output.dense.weight"]
+    state["encoder.layer.0.extra.weight"] = torch.zeros(2)
+    save_file(state, str(tmp_path / "model.safetensors"))
+    cfg = json.loads((bert_dir / "config.json").read_text())
+    with pytest.raises(CheckpointError, match=r"encoder\.layer\.1\.output\.dense\.weight.*encoder\.layer\.0\.extra"):
+        load_encoder(tmp_path, cfg)
+
+
+def test_pytorch_bin_and_sharded_checkpoints(bert_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    cfg = json.loads((bert_dir / "config.json").read_text())
+    state = load_file(str(bert_dir / "model.safetensors"))
+    reference = load_encoder(bert_dir, cfg).state_dict()
+
+    single = tmp_path / "bin"
+    single.mkdir()
+    torch.save(state, single / "pytorch_model.bin")
+    for name, tensor in load_encoder(single, cfg).state_dict().items():
+        assert torch.equal(tensor, reference[name]), name
+
+    sharded = tmp_path / "sharded"
+    sharded.mkdir()
+    keys = sorted(state)
+    from safetensors.torch import save_file
+
+    halves = {"model-00001-of-00002.safetensors": keys[::2], "model-00002-of-00002.safetensors": keys[1::2]}
+    weight_map = {}
+    for shard, shard_keys in halves.items():
+        save_file({k: state[k] for k in shard_keys}, str(sharded / shard))
+        weight_map.update({k: shard for k in shard_keys})
+    (sharded / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    for name, tensor in load_encoder(sharded, cfg).state_dict().items():
+        assert torch.equal(tensor, reference[name]), name
+
+
+def test_prefixed_checkpoint_with_heads_loads(roberta_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(roberta_dir / "model.safetensors"))
+    prefixed = {f"roberta.{k}": v for k, v in state.items()}
+    prefixed["lm_head.dense.weight"] = torch.zeros(3, 3)
+    save_file(prefixed, str(tmp_path / "model.safetensors"))
+    cfg = json.loads((roberta_dir / "config.json").read_text())
+    model = load_encoder(tmp_path, cfg)
+    assert isinstance(model, TransformerEncoder)
+
+
+def test_missing_directory_is_an_error(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        resolve_model_dir(tmp_path / "nope")
