@@ -1,0 +1,64 @@
+"""Cosine-similarity regression loss for scored sentence pairs (the original SBERT STS objective)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from kosim.losses.mnrl import check_columns, check_labels
+from kosim.similarity import pairwise_cos_sim
+
+__all__ = ["CosineSimilarityLoss"]
+
+
+def _qualified_name(obj: object) -> str:
+    cls = obj if isinstance(obj, type) else type(obj)
+    module = cls.__module__
+    if module in (None, "builtins"):
+        return cls.__qualname__
+    return f"{module}.{cls.__qualname__}"
+
+
+class CosineSimilarityLoss(nn.Module):
+    """Regress the cosine similarity of each pair onto its gold score.
+
+    Takes exactly two ``[batch, dim]`` columns ``u`` and ``v`` and float labels ``[batch]`` (typically in ``[0, 1]``),
+    and returns ``loss_fct(cos(u_i, v_i), label_i)``. Matches sentence-transformers' ``CosineSimilarityLoss``.
+
+    Args:
+        loss_fct: regression loss between predicted cosines and labels; ``nn.MSELoss()`` when None.
+    """
+
+    citation = """@inproceedings{reimers2019sentencebert,
+  title     = {Sentence-{BERT}: Sentence Embeddings using {S}iamese {BERT}-Networks},
+  author    = {Nils Reimers and Iryna Gurevych},
+  booktitle = {Proceedings of the 2019 Conference on Empirical Methods in Natural Language Processing},
+  year      = {2019},
+  publisher = {Association for Computational Linguistics},
+  url       = {https://arxiv.org/abs/1908.10084}
+}"""
+
+    def __init__(self, loss_fct: nn.Module | None = None) -> None:
+        super().__init__()
+        self.loss_fct = loss_fct if loss_fct is not None else nn.MSELoss()
+
+    def forward(
+        self,
+        embeddings: list[Tensor],
+        labels: Tensor | None = None,
+        text_ids: list[Tensor] | None = None,
+    ) -> Tensor:
+        """Scalar loss from two ``[batch, dim]`` columns and ``[batch]`` labels; ``text_ids`` is ignored."""
+        name = type(self).__name__
+        u, v = check_columns(embeddings, name, min_columns=2, max_columns=2)
+        labels = check_labels(labels, u.shape[0], name)
+        cosine = pairwise_cos_sim(u, v)
+        if cosine.dtype in (torch.float16, torch.bfloat16):
+            cosine = cosine.float()
+        return self.loss_fct(cosine, labels.to(device=cosine.device, dtype=cosine.dtype))
+
+    def config(self) -> dict[str, Any]:
+        """Parameters for the model card (the inner loss by its fully qualified class name)."""
+        return {"loss_fct": _qualified_name(self.loss_fct)}

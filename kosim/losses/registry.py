@@ -1,0 +1,68 @@
+"""Explicit name -> loss class registry, so configs and the CLI can name a loss with a string."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from kosim.losses.cosent import CoSENTLoss
+from kosim.losses.cosine import CosineSimilarityLoss
+from kosim.losses.matryoshka import MatryoshkaLoss
+from kosim.losses.mnrl import MultipleNegativesRankingLoss
+
+__all__ = ["LOSSES", "build_loss"]
+
+LOSSES: dict[str, type[nn.Module]] = {
+    "MultipleNegativesRankingLoss": MultipleNegativesRankingLoss,
+    "CosineSimilarityLoss": CosineSimilarityLoss,
+    "CoSENTLoss": CoSENTLoss,
+    "MatryoshkaLoss": MatryoshkaLoss,
+    # lowercase aliases
+    "mnrl": MultipleNegativesRankingLoss,
+    "multiple_negatives_ranking": MultipleNegativesRankingLoss,
+    "cosine": CosineSimilarityLoss,
+    "cosine_similarity": CosineSimilarityLoss,
+    "cosent": CoSENTLoss,
+    "matryoshka": MatryoshkaLoss,
+}
+
+
+def _lookup(name: str) -> type[nn.Module]:
+    if not isinstance(name, str):
+        raise TypeError(f"loss name must be a str, got {type(name).__name__}")
+    if name in LOSSES:
+        return LOSSES[name]
+    lowered = {key.lower(): cls for key, cls in LOSSES.items()}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    suggestion = difflib.get_close_matches(name, list(LOSSES), n=1, cutoff=0.5)
+    if not suggestion:
+        suggestion = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.5)
+    hint = f" Did you mean {suggestion[0]!r}?" if suggestion else ""
+    raise ValueError(f"unknown loss {name!r}.{hint} Known losses: {sorted(LOSSES)}")
+
+
+def build_loss(name: str, **kwargs: Any) -> nn.Module:
+    """Instantiate the loss registered under ``name`` (case-insensitive) with ``kwargs``.
+
+    For Matryoshka, ``loss`` may itself be a name (built with defaults) or a mapping ``{"name": ..., **kwargs}``,
+    so a whole loss stack can come from a JSON/YAML config, e.g.
+    ``build_loss("matryoshka", loss={"name": "mnrl", "scale": 30}, dims=[768, 256, 64])``.
+    """
+    cls = _lookup(name)
+    if cls is MatryoshkaLoss and "loss" in kwargs:
+        inner = kwargs["loss"]
+        if isinstance(inner, str):
+            kwargs["loss"] = build_loss(inner)
+        elif isinstance(inner, Mapping):
+            inner = dict(inner)
+            if "name" not in inner:
+                raise ValueError("an inner loss given as a mapping needs a 'name' key")
+            kwargs["loss"] = build_loss(inner.pop("name"), **inner)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise TypeError(f"cannot build {cls.__name__} from {sorted(kwargs)}: {exc}") from exc
