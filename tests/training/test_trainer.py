@@ -1,0 +1,155 @@
+"""Trainer: schedule, exact resume after SIGKILL and SIGTERM, checkpoint integrity, clear failures."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from kosim.data import ColumnDataset
+from kosim.losses import CosineSimilarityLoss, MultipleNegativesRankingLoss
+from kosim.model import SentenceEncoder
+from kosim.training import Trainer, TrainingArguments, TrainingError
+from kosim.training.schedule import lr_factor
+
+JOB = Path(__file__).with_name("train_job.py")
+
+
+def _run_job(model_dir, out, seconds=0.0, resume=False, wait=True):
+    cmd = [sys.executable, str(JOB), str(model_dir), str(out), str(seconds), "1" if resume else "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if wait:
+        output, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, output
+    return proc
+
+
+def _wait_for(path: Path, proc, timeout=120.0) -> None:
+    start = time.time()
+    while not path.exists():
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() - start < timeout, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def _final_weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(out / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(bert_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("full")
+    _run_job(bert_dir, out)
+    return _final_weights(out)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_interrupted_run_resumes_to_identical_weights(bert_dir, tmp_path, uninterrupted, sig):
+    out = tmp_path / "run"
+    proc = _run_job(bert_dir, out, seconds=0.15, wait=False)
+    _wait_for(out / "checkpoint-6", proc)
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 128 + signal.SIGTERM  # it saved a checkpoint and stopped
+    assert not (out / "model.safetensors").exists(), "the run finished before it was interrupted"
+    _run_job(bert_dir, out, resume=True)
+    resumed = _final_weights(out)
+    for name, tensor in uninterrupted.items():
+        assert torch.equal(resumed[name], tensor), name
+
+
+@pytest.mark.parametrize("target", ["model.safetensors", "trainer_state.pt"])
+def test_corrupted_checkpoint_is_reported(bert_dir, tmp_path, target):
+    out = tmp_path / "run"
+    proc = _run_job(bert_dir, out, seconds=0.15, wait=False)
+    _wait_for(out / "checkpoint-3", proc)
+    proc.kill()
+    proc.wait()
+    latest = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[-1]
+    path = latest / target
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: same size, different contents
+    path.write_bytes(bytes(data))
+    proc = _run_job(bert_dir, out, resume=True, wait=False)
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert "CheckpointCorruptError" in output and f"{target}: contents do not match" in output, output
+
+
+def test_learning_rate_follows_linear_warmup(bert_dir, tmp_path):
+    from transformers import get_linear_schedule_with_warmup
+
+    model = SentenceEncoder.load(bert_dir)
+    data = ColumnDataset({"a": [f"문장 {i}" for i in range(40)], "b": [f"다른 문장 {i}" for i in range(40)]})
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        num_train_epochs=1,
+        warmup_ratio=0.2,
+        learning_rate=1e-3,
+        logging_steps=1,
+        save_steps=1000,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(model, args, data, MultipleNegativesRankingLoss())
+    trainer.train()
+    lrs = [r["learning_rate"] for r in trainer.log_history if "loss" in r]
+    assert len(lrs) == 10
+    reference = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    schedule = get_linear_schedule_with_warmup(reference, num_warmup_steps=2, num_training_steps=10)
+    for step, lr in enumerate(lrs, start=1):
+        reference.step()
+        schedule.step()
+        assert lr == pytest.approx(reference.param_groups[0]["lr"], abs=1e-12)
+        assert lr == pytest.approx(1e-3 * lr_factor(step, 10, 2), abs=1e-12)
+
+
+def test_non_finite_loss_stops_with_step(bert_dir, tmp_path):
+    model = SentenceEncoder.load(bert_dir)
+    data = ColumnDataset({"a": ["가", "나", "다", "라"], "b": ["마", "바", "사", "아"]}, labels=[0.1, 0.2, 0.3, 0.4])
+
+    class Exploding(CosineSimilarityLoss):
+        def forward(self, embeddings, labels=None, text_ids=None):
+            return super().forward(embeddings, labels) * float("nan")
+
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=2, disable_tqdm=True)
+    with pytest.raises(TrainingError, match=r"non-finite loss nan at step 1"):
+        Trainer(model, args, data, Exploding()).train()
+
+
+def test_output_dir_of_a_different_run_is_refused(bert_dir, tmp_path):
+    data = ColumnDataset({"a": ["가", "나", "다", "라"], "b": ["마", "바", "사", "아"]})
+    common = dict(output_dir=str(tmp_path), per_device_train_batch_size=2, num_train_epochs=1, disable_tqdm=True)
+    Trainer(SentenceEncoder.load(bert_dir), TrainingArguments(**common), data, MultipleNegativesRankingLoss()).train()
+    other = TrainingArguments(**common, learning_rate=1e-3)
+    with pytest.raises(TrainingError, match="holds a different run.*learning_rate"):
+        Trainer(SentenceEncoder.load(bert_dir), other, data, MultipleNegativesRankingLoss()).train()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("per_device_train_batch_size", 0),
+        ("learning_rate", -1.0),
+        ("warmup_ratio", 1.5),
+        ("batch_sampler", "nope"),
+        ("multi_dataset_batch_sampler", "random"),
+        ("max_steps", 0),
+        ("lr_scheduler_type", "cosine_wobble"),
+    ],
+)
+def test_invalid_arguments_name_the_field(field, value):
+    with pytest.raises(ValueError, match=f"TrainingArguments.{field}"):
+        TrainingArguments(**{field: value})
+
+
+def test_unknown_argument_gets_a_suggestion():
+    with pytest.raises(ValueError, match="did you mean 'learning_rate'"):
+        TrainingArguments.from_dict({"learning_rat": 1e-4})
