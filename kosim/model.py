@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from kosim.nn import HFEncoder, PackedBatch, TransformerEncoder, is_native, load_encoder, pack, resolve_model_dir
+from kosim.nn import HFEncoder, PackedBatch, TransformerEncoder, is_native, load_encoder, pack_flat, resolve_model_dir
 from kosim.nn.loading import CheckpointError, read_json, read_state_dict, to_hf_state_dict
 from kosim.pooling import Dense, Normalize, Pooling
 from kosim.similarity import PAIRWISE_FUNCTIONS, SIMILARITY_FUNCTIONS, resolve_similarity, to_tensor
@@ -31,6 +31,12 @@ def autocast(device: torch.device, dtype: str | torch.dtype | None):
     if torch_dtype == torch.float16 and device.type != "cuda":
         raise ValueError("float16 autocast needs a CUDA device; use bfloat16 on CPU")
     return torch.autocast(device_type=device.type, dtype=torch_dtype)
+
+
+def _row_spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Flat indices of the spans `[starts[i], starts[i] + lengths[i])`, concatenated."""
+    ends = np.cumsum(lengths)
+    return np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64) + np.repeat(starts - ends + lengths, lengths)
 
 
 def check_texts(texts: Any, name: str = "texts") -> list[str]:
@@ -133,7 +139,8 @@ class SentenceEncoder(nn.Module):
 
         Texts are tokenized and embedded chunk by chunk (`chunk_size` texts at a time, sorted by length inside
         a chunk), so memory stays bounded for any number of inputs. `dtype="bfloat16"` (or `"float16"` on
-        CUDA) runs under autocast and still returns float32.
+        CUDA) runs kosim's encoder on a cached copy of its weights in that dtype (other encoders under autocast)
+        and still returns float32.
         """
         single = isinstance(texts, str)
         items = [texts] if single else check_texts(texts)
@@ -157,16 +164,17 @@ class SentenceEncoder(nn.Module):
         was_training = self.training
         self.eval()
         try:
+            weights = self._inference_weights(dtype)
             for start in range(0, len(items), chunk_size):
                 chunk = items[start : start + chunk_size]
-                ids = self.tokenizer([prompt + t for t in chunk] if prompt else chunk)
-                order = np.argsort(-np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)), kind="stable")
+                ids, lengths = self.tokenizer.encode_flat([prompt + t for t in chunk] if prompt else chunk)
+                offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+                np.cumsum(lengths, out=offsets[1:])
+                order = np.argsort(-lengths, kind="stable")
                 for b in range(0, len(order), batch_size):
                     rows = order[b : b + batch_size]
-                    batch = pack([ids[i] for i in rows]).to(device)
-                    with autocast(device, dtype):
-                        emb = self(batch, prompt_length)
-                    emb = emb.float()
+                    batch = pack_flat(ids[_row_spans(offsets[rows], lengths[rows])], lengths[rows]).to(device)
+                    emb = self._encode_batch(batch, prompt_length, dtype, weights)
                     if normalize:
                         emb = torch.nn.functional.normalize(emb, p=2, dim=-1)
                     out[start + rows] = emb.cpu().numpy()
@@ -178,6 +186,27 @@ class SentenceEncoder(nn.Module):
                 bar.close()
         result: np.ndarray | Tensor = out[0] if single else out
         return torch.from_numpy(result) if to == "torch" else result
+
+    def _inference_weights(self, dtype: str):
+        """The encoder's inference copy of its weights for `encode` (None: run `forward` under autocast)."""
+        if not isinstance(self.encoder, TransformerEncoder):
+            return None
+        torch_dtype = ENCODE_DTYPES[dtype]
+        if torch_dtype == torch.float16 and self.device.type != "cuda":
+            raise ValueError("float16 autocast needs a CUDA device; use bfloat16 on CPU")
+        return self.encoder.inference_weights(torch_dtype)
+
+    def _encode_batch(self, batch: PackedBatch, prompt_length: int, dtype: str, weights) -> Tensor:
+        """Float32 embeddings `[seqs, dim]` of one packed batch, for `encode` (no autograd)."""
+        if weights is not None:
+            tokens = self.encoder.infer(batch, weights)  # [tokens, hidden] in the inference dtype
+        else:
+            with autocast(batch.input_ids.device, dtype):
+                tokens = self.encoder(batch)
+        x = self.pooling(tokens, batch, prompt_length).float()  # pooling accumulates in float32
+        for module in self.post:
+            x = module(x)
+        return x
 
     def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str:
         if prompt is not None:

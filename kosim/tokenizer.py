@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 MAX_DEFAULT = 512
 
 
@@ -19,6 +21,8 @@ class TextTokenizer:
         self.do_lower_case = do_lower_case
         if hf_tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no pad token")
+        self._backend = None  # private copy of the Rust tokenizer, see `_fast_backend`
+        self._backend_key = None
 
     @property
     def pad_token_id(self) -> int:
@@ -28,10 +32,45 @@ class TextTokenizer:
     def vocab_size(self) -> int:
         return len(self.hf)
 
+    def _fast_backend(self):
+        """A private copy of the `tokenizers` backend set to truncate at `max_seq_length` without padding, or None.
+
+        Calling it directly gives the ids `self.hf(texts, truncation=True, max_length=...)` gives, without the
+        transformers wrapper's per-call work (and without computing offsets), and without touching the
+        truncation/padding state of the shared `self.hf`.
+        """
+        backend = getattr(self.hf, "backend_tokenizer", None) if getattr(self.hf, "is_fast", False) else None
+        if backend is None:
+            return None
+        key = (
+            id(backend),
+            self.max_seq_length,
+            getattr(self.hf, "truncation_side", "right"),
+            bool(getattr(self.hf, "split_special_tokens", False)),
+        )
+        if self._backend is None or self._backend_key != key:
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_str(backend.to_str())
+            tok.no_padding()
+            tok.enable_truncation(self.max_seq_length, stride=0, strategy="longest_first", direction=key[2])
+            tok.encode_special_tokens = key[3]
+            self._backend, self._backend_key = tok, key
+        return self._backend
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_backend"] = state["_backend_key"] = None  # rebuilt on demand
+        return state
+
     def __call__(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text, in order; each sequence has at most `max_seq_length` ids."""
         if self.do_lower_case:
             texts = [t.lower() for t in texts]
+        backend = self._fast_backend()
+        if backend is not None:
+            encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
+            return [e.ids for e in encode(list(texts), add_special_tokens=True)]
         out = self.hf(
             list(texts),
             add_special_tokens=True,
@@ -41,6 +80,13 @@ class TextTokenizer:
             return_token_type_ids=False,
         )
         return out["input_ids"]
+
+    def encode_flat(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids of all texts as one flat int64 array `[tokens]`, and each text's length `[texts]`."""
+        ids = self(texts)
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        flat = np.fromiter((t for seq in ids for t in seq), dtype=np.int64, count=int(lengths.sum()))
+        return flat, lengths
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Sequence lengths (special tokens included, truncated), e.g. for dataset statistics."""

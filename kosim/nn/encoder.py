@@ -31,44 +31,109 @@ def activation(name: str):
     raise ValueError(f"unsupported activation {name!r}")
 
 
-class AttentionGrid:
-    """How attention sees a batch: the padded `[seqs, max_len]` grid plus the key mask.
+class _GridScatter(torch.autograd.Function):
+    """`[tokens, c]` -> `[slots, c]` by one gather; backward reads each token's own slot back.
 
-    For a padded batch the grid is the input itself; for a packed batch tokens are scattered into it
-    through `pad_index` and gathered back after attention.
+    Padding slots hold a copy of a real token (finite values under a masked-out key, outputs never read), so
+    their gradient is zero and the backward is a gather too (no scatter-add).
     """
 
-    def __init__(self, num_seqs: int, max_len: int, key_mask: Tensor, pad_index: Tensor | None):
-        self.num_seqs = num_seqs
-        self.max_len = max_len
-        self.key_mask = key_mask  # [seqs, 1, 1, max_len] bool, True = attend
-        self.pad_index = pad_index  # [tokens] or None when the input is already padded
+    @staticmethod
+    def forward(ctx, x: Tensor, grid_index: Tensor, token_slot: Tensor) -> Tensor:
+        ctx.save_for_backward(token_slot)
+        return x.index_select(0, grid_index)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (token_slot,) = ctx.saved_tensors
+        return grad.index_select(0, token_slot), None, None
+
+
+class AttentionGrid:
+    """How attention sees a batch: one or more padded `[seqs_b, len_b]` grids plus their key masks.
+
+    For a padded batch the grid is the input itself. For a packed batch, sequences are bucketed by length
+    (`PackedBatch.buckets`), each bucket a grid; tokens are gathered into the grids through `grid_index`
+    and read back through `token_slot`.
+    """
+
+    def __init__(
+        self,
+        buckets: tuple[tuple[int, int], ...],
+        key_masks: list[Tensor],
+        grid_index: Tensor | None,
+        token_slot: Tensor | None,
+    ):
+        self.buckets = buckets  # (seqs, len) of each grid
+        self.key_masks = key_masks  # [seqs_b, 1, 1, len_b] bool per grid, True = attend
+        self.grid_index = grid_index  # [slots] or None when the input is already padded
+        self.token_slot = token_slot  # [tokens] or None
+
+    @property
+    def num_seqs(self) -> int:
+        return sum(s for s, _ in self.buckets)
+
+    @property
+    def max_len(self) -> int:
+        return max((n for _, n in self.buckets), default=0)
 
     @classmethod
     def from_packed(cls, batch: PackedBatch) -> AttentionGrid:
-        valid = torch.zeros(batch.num_seqs * batch.max_len, dtype=torch.bool, device=batch.input_ids.device)
-        valid[batch.pad_index] = True
-        key_mask = valid.view(batch.num_seqs, 1, 1, batch.max_len)
-        return cls(batch.num_seqs, batch.max_len, key_mask, batch.pad_index)
+        if batch.grid_index is None:  # a PackedBatch built by hand: one grid, laid out by pad_index
+            grid_index = torch.zeros(batch.num_seqs * batch.max_len, dtype=torch.long, device=batch.input_ids.device)
+            grid_index = grid_index.index_copy(
+                0, batch.pad_index, torch.arange(batch.num_tokens, device=batch.input_ids.device)
+            )
+            mask = torch.zeros_like(grid_index, dtype=torch.bool).index_fill(0, batch.pad_index, True)
+            return cls(
+                ((batch.num_seqs, batch.max_len),),
+                [mask.view(batch.num_seqs, 1, 1, batch.max_len)],
+                grid_index,
+                batch.pad_index,
+            )
+        masks, offset = [], 0
+        for seqs, length in batch.buckets:
+            masks.append(batch.grid_mask[offset : offset + seqs * length].view(seqs, 1, 1, length))
+            offset += seqs * length
+        return cls(batch.buckets, masks, batch.grid_index, batch.token_slot)
 
     @classmethod
     def from_mask(cls, attention_mask: Tensor) -> AttentionGrid:
         seqs, max_len = attention_mask.shape
-        return cls(seqs, max_len, attention_mask.bool().view(seqs, 1, 1, max_len), None)
+        return cls(((seqs, max_len),), [attention_mask.bool().view(seqs, 1, 1, max_len)], None, None)
 
-    def scatter(self, x: Tensor) -> Tensor:
-        """`[tokens, c]` (or already `[seqs, len, c]`) -> `[seqs, max_len, c]`."""
-        if self.pad_index is None:
-            return x
-        grid = x.new_zeros(self.num_seqs * self.max_len, x.shape[-1])
-        grid = grid.index_copy(0, self.pad_index, x)
-        return grid.view(self.num_seqs, self.max_len, x.shape[-1])
+    def scatter(self, x: Tensor) -> list[Tensor]:
+        """`[tokens, c]` (or already `[seqs, len, c]`) -> one `[seqs_b, len_b, c]` per grid."""
+        if self.grid_index is None:
+            return [x]
+        if torch.is_grad_enabled() and x.requires_grad:
+            flat = _GridScatter.apply(x, self.grid_index, self.token_slot)
+        else:
+            flat = x.index_select(0, self.grid_index)
+        if len(self.buckets) == 1:
+            seqs, length = self.buckets[0]
+            return [flat.view(seqs, length, x.shape[-1])]
+        parts = flat.split([s * n for s, n in self.buckets])
+        return [p.view(s, n, x.shape[-1]) for p, (s, n) in zip(parts, self.buckets)]
 
-    def gather(self, x: Tensor) -> Tensor:
-        """`[seqs, max_len, c]` -> `[tokens, c]` (identity for a padded batch)."""
-        if self.pad_index is None:
-            return x
-        return x.reshape(self.num_seqs * self.max_len, x.shape[-1]).index_select(0, self.pad_index)
+    def gather(self, parts: list[Tensor]) -> Tensor:
+        """One `[seqs_b, len_b, c]` per grid -> `[tokens, c]` (identity for a padded batch)."""
+        if self.grid_index is None:
+            return parts[0]
+        flat = torch.cat([p.reshape(-1, p.shape[-1]) for p in parts]) if len(parts) > 1 else parts[0].flatten(0, 1)
+        return flat.index_select(0, self.token_slot)
+
+    def attention(self, qkv: Tensor, num_heads: int, dropout_p: float = 0.0) -> Tensor:
+        """Multi-head self-attention of fused `qkv` (`[tokens, 3 * hidden]` or `[seqs, len, 3 * hidden]`)."""
+        hidden = qkv.shape[-1] // 3
+        head_dim = hidden // num_heads
+        outs = []
+        for part, mask in zip(self.scatter(qkv), self.key_masks):
+            seqs, length, _ = part.shape
+            q, k, v = part.view(seqs, length, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)  # [s, heads, len, d]
+            outs.append(o.transpose(1, 2).reshape(seqs, length, hidden))
+        return self.gather(outs)
 
 
 class SelfAttention(nn.Module):
@@ -81,15 +146,97 @@ class SelfAttention(nn.Module):
         self.dropout_p = cfg.attention_probs_dropout_prob
 
     def forward(self, x: Tensor, grid: AttentionGrid) -> Tensor:
-        qkv = grid.scatter(self.qkv(x))  # [seqs, len, 3 * hidden]
-        seqs, length, _ = qkv.shape
-        qkv = qkv.view(seqs, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each [seqs, heads, len, head_dim]
-        o = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=grid.key_mask, dropout_p=self.dropout_p if self.training else 0.0
-        )
-        o = o.transpose(1, 2).reshape(seqs, length, self.num_heads * self.head_dim)  # [seqs, len, hidden]
-        return self.out(grid.gather(o))
+        o = grid.attention(self.qkv(x), self.num_heads, self.dropout_p if self.training else 0.0)
+        return self.out(o)
+
+
+# oneDNN post-ops for the feed-forward activation: (attr, algorithm) of `torch.ops.mkldnn._linear_pointwise`.
+_FUSED_ACTIVATIONS = {
+    "gelu": ("gelu", "none"),
+    "gelu_new": ("gelu", "tanh"),
+    "gelu_pytorch_tanh": ("gelu", "tanh"),
+    "relu": ("relu", ""),
+}
+
+
+def _onednn_linear_available() -> bool:
+    return (
+        torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    )
+
+
+class _InferenceLinear:
+    """A frozen linear layer in the inference dtype, its weight prepacked for oneDNN on CPU when possible."""
+
+    def __init__(self, linear: nn.Linear, dtype: torch.dtype, prepack: bool):
+        weight = linear.weight.detach().to(dtype)
+        self.bias = None if linear.bias is None else linear.bias.detach().to(dtype)
+        self.prepacked = prepack
+        self.weight = torch.ops.mkldnn._reorder_linear_weight(weight) if prepack else weight
+
+    def __call__(self, x: Tensor, activation: tuple[str, str] | None = None) -> Tensor:
+        if self.prepacked:
+            attr, algorithm = activation or ("none", "")
+            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, attr, [], algorithm)
+        y = F.linear(x, self.weight, self.bias)
+        if activation is not None:
+            y = F.gelu(y, approximate=activation[1]) if activation[0] == "gelu" else F.relu(y)
+        return y
+
+
+class InferenceWeights:
+    """A no-grad copy of a `TransformerEncoder`'s weights in one compute dtype, for `TransformerEncoder.infer`.
+
+    On CPU the linear weights are prepacked into oneDNN's blocked layout once (instead of being reordered, and
+    under autocast re-cast, on every call) and the feed-forward activation runs as a oneDNN post-op. bf16
+    weights are kept here so the float32 parameters stay the source of truth; `key` records which parameter
+    versions this copy was made from.
+    """
+
+    def __init__(self, encoder: TransformerEncoder, dtype: torch.dtype):
+        device = encoder.tok_emb.weight.device
+        self.dtype = dtype
+        self.key = _weights_key(encoder, dtype)
+        # oneDNN prepacking pays off for bf16 (AMX); float32 matmuls run at peak already (and would double memory)
+        prepack = device.type == "cpu" and dtype == torch.bfloat16 and _onednn_linear_available()
+        fused = _FUSED_ACTIVATIONS.get(encoder.config.hidden_act)
+        self.activation = fused
+        self.unfused_activation = None if fused is not None else activation(encoder.config.hidden_act)
+        self.layers = []
+        for block in encoder.layers:
+            self.layers.append(
+                (
+                    _InferenceLinear(block.attn.qkv, dtype, prepack),
+                    _InferenceLinear(block.attn.out, dtype, prepack),
+                    _norm(block.attn_norm, dtype),
+                    _InferenceLinear(block.ff_in, dtype, prepack),
+                    _InferenceLinear(block.ff_out, dtype, prepack),
+                    _norm(block.ff_norm, dtype),
+                )
+            )
+        self.num_heads = encoder.config.num_attention_heads
+
+    def layer(self, i: int, x: Tensor, grid: AttentionGrid) -> Tensor:
+        qkv, out, attn_norm, ff_in, ff_out, ff_norm = self.layers[i]
+        x = attn_norm(x + out(grid.attention(qkv(x), self.num_heads)))
+        if self.activation is not None:
+            h = ff_in(x, self.activation)
+        else:
+            h = self.unfused_activation(ff_in(x))
+        return ff_norm(x + ff_out(h))
+
+
+def _norm(norm: nn.LayerNorm, dtype: torch.dtype):
+    weight, bias = norm.weight.detach().to(dtype), norm.bias.detach().to(dtype)
+    shape, eps = norm.normalized_shape, norm.eps
+    return lambda x: F.layer_norm(x, shape, weight, bias, eps)
+
+
+def _weights_key(encoder: nn.Module, dtype: torch.dtype) -> tuple:
+    return (dtype,) + tuple((p.device, p.data_ptr(), p._version) for p in encoder.parameters())
 
 
 class Block(nn.Module):
@@ -164,6 +311,38 @@ class TransformerEncoder(nn.Module):
             x = layer(x, grid)
         return x
 
+    def inference_weights(self, dtype: torch.dtype = torch.float32) -> InferenceWeights:
+        """The inference copy of the weights in `dtype`, rebuilt when a parameter changed since it was made."""
+        cached = self.__dict__.get("_inference_weights")
+        if cached is None or cached.key != _weights_key(self, dtype):
+            self.__dict__["_inference_weights"] = None  # free the old copy before building the new one
+            cached = InferenceWeights(self, dtype)
+            self.__dict__["_inference_weights"] = cached
+        return cached
+
+    def clear_inference_weights(self) -> None:
+        """Drop the inference copy of the weights (it is rebuilt on the next `infer`)."""
+        self.__dict__["_inference_weights"] = None
+
+    @torch.no_grad()
+    def infer(self, batch: PackedBatch, weights: InferenceWeights | None = None) -> Tensor:
+        """Token states of a packed batch without autograd, in the inference weights' dtype: `[tokens, hidden]`.
+
+        Computes what `forward` computes in eval mode (float32 weights give the same numbers up to float
+        rounding); with bf16 weights the matmuls, attention and LayerNorms run in bf16 (accumulating in
+        float32 inside the kernels) and the embedding sum and its LayerNorm in float32.
+        """
+        weights = weights if weights is not None else self.inference_weights()
+        if batch.max_len > self.max_sequence_length:
+            raise ValueError(
+                f"a sequence of {batch.max_len} tokens exceeds the position table ({self.max_sequence_length})"
+            )
+        grid = AttentionGrid.from_packed(batch)
+        x = self._embed(batch.input_ids, batch.positions, None).to(weights.dtype)  # [tokens, hidden]
+        for i in range(len(weights.layers)):
+            x = weights.layer(i, x, grid)
+        return x
+
     def forward_padded(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
         """Token states of a right-padded batch `[batch, seq]`: `[batch, seq, hidden]` (the reference path)."""
         seq = input_ids.shape[1]
@@ -187,4 +366,4 @@ def flops_per_token(cfg: EncoderConfig, seq_len: float) -> float:
     return float(matmul + attention)
 
 
-__all__ = ["TransformerEncoder", "AttentionGrid", "activation", "flops_per_token"]
+__all__ = ["AttentionGrid", "InferenceWeights", "TransformerEncoder", "activation", "flops_per_token"]

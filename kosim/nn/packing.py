@@ -2,8 +2,11 @@
 
 All sequences of a batch (all columns of a training batch together) are concatenated into one flat run of
 tokens, so embeddings, projections, feed-forward and LayerNorm never touch a padding token. Attention, the
-only op that mixes tokens, scatters each sequence into a padded `[seqs, max_len]` grid through `pad_index`
-and gathers back. Everything here is built with vectorised numpy at collation time: no host syncs later.
+only op that mixes tokens, works on padded grids: the sequences are sorted by length and split into a few
+buckets, each its own `[seqs_b, max_len_b]` grid, so a batch of mixed lengths does not pad every sequence to
+the longest one (attention cost grows with the padded area). `grid_index` fills the grids by one gather,
+`token_slot` reads the tokens back. Everything here is built with vectorised numpy at collation time: no host
+syncs later.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ class PackedBatch:
     num_seqs: int
     max_len: int
     num_tokens: int
+    # Bucketed attention grids (built by `pack_flat`; None falls back to one `[seqs, max_len]` grid):
+    grid_index: Tensor | None = None  # [slots] int64, token held by each grid slot (padding: a token of its row)
+    token_slot: Tensor | None = None  # [tokens] int64, the grid slot of each token
+    grid_mask: Tensor | None = None  # [slots] bool, True where the slot holds its own row's token
+    buckets: tuple[tuple[int, int], ...] = ()  # (seqs, max_len) of each grid, laid out one after another
 
     def to(self, device: torch.device | str) -> PackedBatch:
         """Copy every tensor to `device` (non-blocking from pinned memory)."""
@@ -52,6 +60,40 @@ class PackedBatch:
         return pack_flat(ids, np.diff(cu[start : stop + 1]))
 
 
+# Cost model of one attention grid, in units of one query-key score: a grid of `s` rows of `l` slots costs about
+# s * l * (l + GRID_ROW_COST) + GRID_COST (per-row work of the CPU kernel, then per-call overhead). Fitted on
+# PyTorch's CPU flash attention for head sizes 32 and 64; only the relative size matters.
+GRID_ROW_COST = 32
+GRID_COST = 8192
+MAX_BUCKET_CANDIDATES = 16
+
+
+def plan_buckets(sorted_lengths: np.ndarray) -> list[int]:
+    """Split points of `sorted_lengths` (descending) into buckets minimising the attention cost model.
+
+    Candidate split points are the 16-quantiles of the sequence count; a shortest path over them picks the
+    split. A batch of near-equal lengths (an encode batch sorted by length) stays one grid.
+    """
+    n = int(sorted_lengths.shape[0])
+    if n <= 1 or sorted_lengths[0] == sorted_lengths[-1]:
+        return [0, n]
+    points = np.unique(np.linspace(0, n, min(n, MAX_BUCKET_CANDIDATES) + 1).astype(np.int64))
+    m = points.shape[0]
+    lead = sorted_lengths[points[:-1]].astype(np.float64)  # longest sequence of a bucket starting at points[i]
+    best = np.full(m, np.inf)
+    best[0] = 0.0
+    prev = np.zeros(m, dtype=np.int64)
+    for j in range(1, m):
+        rows = (points[j] - points[:j]).astype(np.float64)
+        cost = best[:j] + rows * lead[:j] * (lead[:j] + GRID_ROW_COST) + GRID_COST
+        i = int(np.argmin(cost))
+        best[j], prev[j] = cost[i], i
+    splits = [m - 1]
+    while splits[-1] != 0:
+        splits.append(int(prev[splits[-1]]))
+    return [int(points[i]) for i in reversed(splits)]
+
+
 def pack_flat(ids: np.ndarray, lengths: np.ndarray) -> PackedBatch:
     """Pack sequences given as one flat id array `[tokens]` and their `lengths [seqs]`."""
     lengths = np.asarray(lengths, dtype=np.int64)
@@ -66,6 +108,7 @@ def pack_flat(ids: np.ndarray, lengths: np.ndarray) -> PackedBatch:
     max_len = int(lengths.max()) if num_seqs else 0
     seq_index = np.repeat(np.arange(num_seqs, dtype=np.int64), lengths)
     positions = np.arange(num_tokens, dtype=np.int64) - cu[:-1][seq_index]
+    grid_index, token_slot, grid_mask, buckets = _grids(cu, lengths, seq_index, positions)
     return PackedBatch(
         input_ids=torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64)),
         positions=torch.from_numpy(positions),
@@ -76,7 +119,40 @@ def pack_flat(ids: np.ndarray, lengths: np.ndarray) -> PackedBatch:
         num_seqs=num_seqs,
         max_len=max_len,
         num_tokens=num_tokens,
+        grid_index=torch.from_numpy(grid_index),
+        token_slot=torch.from_numpy(token_slot),
+        grid_mask=torch.from_numpy(grid_mask),
+        buckets=buckets,
     )
+
+
+def _grids(cu: np.ndarray, lengths: np.ndarray, seq_index: np.ndarray, positions: np.ndarray):
+    """Bucketed attention grids: sequences by decreasing length, split by `plan_buckets`, each bucket a grid."""
+    num_seqs = lengths.shape[0]
+    if num_seqs == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.bool_), ()
+    order = np.argsort(-lengths, kind="stable")
+    sorted_lengths = lengths[order]
+    splits = plan_buckets(sorted_lengths)
+    row_len = np.empty(num_seqs, dtype=np.int64)  # grid width of each sequence, in `order`
+    buckets = []
+    for start, stop in zip(splits[:-1], splits[1:]):
+        width = int(sorted_lengths[start])
+        row_len[start:stop] = width
+        buckets.append((stop - start, width))
+    row_start = np.zeros(num_seqs, dtype=np.int64)  # first slot of each sequence's row, in `order`
+    np.cumsum(row_len[:-1], out=row_start[1:])
+    slots = int(row_start[-1] + row_len[-1])
+    base = np.empty(num_seqs, dtype=np.int64)
+    base[order] = row_start
+    token_slot = base[seq_index] + positions
+    # padding slots repeat the first token of their row: finite values under a masked-out key, never read back
+    grid_index = np.repeat(cu[:-1][order], row_len)
+    grid_index[token_slot] = np.arange(token_slot.shape[0], dtype=np.int64)
+    grid_mask = np.zeros(slots, dtype=np.bool_)
+    grid_mask[token_slot] = True
+    return grid_index, token_slot, grid_mask, tuple(buckets)
 
 
 def pack(sequences: Sequence[Sequence[int]]) -> PackedBatch:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import transformers
@@ -131,3 +132,63 @@ def test_prefixed_checkpoint_with_heads_loads(roberta_dir, tmp_path):
 def test_missing_directory_is_an_error(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         resolve_model_dir(tmp_path / "nope")
+
+
+def _mixed_batch(model, seed=0):
+    """A packed batch of mixed lengths (several attention buckets)."""
+    from kosim.nn import pack
+
+    rng = np.random.default_rng(seed)
+    lengths = [3, 17, 5, 40, 2, 9, 33, 1, 12, 25]
+    return pack([rng.integers(5, model.config.vocab_size, size=n).tolist() for n in lengths])
+
+
+@pytest.mark.parametrize("kind", ["bert_dir", "roberta_dir", "xlmr_dir"])
+def test_infer_float32_equals_forward(kind, request):
+    path = request.getfixturevalue(kind)
+    model = load_encoder(path, json.loads((path / "config.json").read_text())).eval()
+    batch = _mixed_batch(model)
+    assert len(batch.buckets) > 1
+    with torch.no_grad():
+        expected = model(batch)
+    got = model.infer(batch)
+    assert got.dtype == torch.float32 and not got.requires_grad
+    assert (got - expected).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("act", ["gelu", "gelu_new", "relu", "silu"])
+def test_infer_bfloat16_close_to_float32(act, tmp_path):
+    from helpers import build_checkpoint
+
+    path = build_checkpoint(tmp_path / act, "bert", hidden_act=act)
+    model = load_encoder(path, json.loads((path / "config.json").read_text())).eval()
+    batch = _mixed_batch(model)
+    with torch.no_grad():
+        full = model(batch)
+    half = model.infer(batch, model.inference_weights(torch.bfloat16))
+    assert half.dtype == torch.bfloat16
+    cos = torch.nn.functional.cosine_similarity(full, half.float(), dim=-1)
+    assert cos.min().item() > 0.99
+
+
+def test_inference_weights_follow_parameter_updates(bert_dir):
+    model = load_encoder(bert_dir, json.loads((bert_dir / "config.json").read_text())).eval()
+    batch = _mixed_batch(model)
+    first = model.inference_weights(torch.bfloat16)
+    assert model.inference_weights(torch.bfloat16) is first  # cached
+    before = model.infer(batch, first).float()
+    with torch.no_grad():
+        model.layers[0].ff_out.bias.add_(1.0)  # an in-place update, as an optimizer step makes
+    second = model.inference_weights(torch.bfloat16)
+    assert second is not first
+    after = model.infer(batch, second).float()
+    with torch.no_grad():
+        expected = model(batch)
+    assert (after - before).abs().max().item() > 1e-2
+    assert torch.nn.functional.cosine_similarity(after, expected, dim=-1).min().item() > 0.99
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["layers.1.ff_in.weight"].mul_(0.5)
+    model.load_state_dict(state)
+    assert model.inference_weights(torch.bfloat16) is not second
+    model.clear_inference_weights()
+    assert model.__dict__["_inference_weights"] is None

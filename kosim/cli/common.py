@@ -1,0 +1,85 @@
+"""Helpers shared by the subcommands: usage errors, reading text files, loading a model, printing JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+TABLE_SUFFIXES = (".tsv", ".csv", ".jsonl")
+
+
+class UsageError(Exception):
+    """Bad command-line input; reported as ``kosim CMD: error: ...`` with exit code 2."""
+
+
+def existing_file(value: str) -> Path:
+    """argparse type: a path that must be an existing file."""
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"file not found: {value}")
+    return path
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, batch_size: int = 32) -> None:
+    """``--model``, ``--batch-size`` and ``--device``, shared by encode, evaluate and search."""
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="DIR",
+        help="a sentence-transformers model directory, a plain transformers checkpoint (mean pooling), or a hub id",
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=batch_size, help=f"texts per forward pass (default {batch_size})"
+    )
+    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
+
+
+def load_model(args: argparse.Namespace):
+    """The SentenceEncoder named by ``--model`` on ``--device``."""
+    import torch
+
+    from kosim.model import SentenceEncoder
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return SentenceEncoder.load(args.model, device=device)
+
+
+def read_texts(path: Path, column: str | None, what: str = "--input") -> list[str]:
+    """Texts of a ``.txt`` file (one per line) or of one column of a ``.tsv`` / ``.csv`` / ``.jsonl`` file."""
+    suffix = path.suffix.lower()
+    if suffix in TABLE_SUFFIXES:
+        from kosim.data import ColumnDataset
+
+        if column is None:
+            raise UsageError(f"{what} {path} is a {suffix} table: name the text column with --column")
+        reader = {".tsv": ColumnDataset.from_tsv, ".csv": ColumnDataset.from_csv, ".jsonl": ColumnDataset.from_jsonl}
+        return reader[suffix](path, columns=[column]).column(column)
+    if column is not None:
+        raise UsageError(f"--column applies to .tsv/.csv/.jsonl files; {path} is read as one text per line")
+    from kosim.data import read_sentences
+
+    return read_sentences(path)
+
+
+def print_json(obj: Any) -> None:
+    """One JSON line on stdout (non-ASCII kept readable)."""
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+def note(message: str) -> None:
+    """A progress line on stderr."""
+    print(f"kosim: {message}", file=sys.stderr, flush=True)

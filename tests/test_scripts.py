@@ -1,0 +1,100 @@
+"""The recipe scripts: a tiny end-to-end run of each, their help, their errors, and their match with the TOMLs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kosim.config import load_config, parse_config
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / name), *args], capture_output=True, text=True, timeout=300, env=env
+    )
+
+
+def import_script(name: str):
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), SCRIPTS / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("name", "metrics"),
+    [
+        ("train_sts.py", {"validation_loss", "sts-dev_pearson_cosine", "sts-dev_spearman_cosine"}),
+        ("train_nli.py", {"sts-dev_pearson_cosine", "sts-dev_spearman_cosine"}),
+    ],
+)
+def test_script_end_to_end(name, metrics, bert_dir, tmp_path):
+    out = tmp_path / "model"
+    args = ["--model", str(bert_dir), "--max-train-samples", "32", "--max-eval-samples", "24", "--output", str(out)]
+    args += ["--max-seq-length", "32", "--batch-size", "8", "--eval-steps", "2"]
+    proc = run_script(name, *args)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, proc.stdout  # one JSON line; progress goes to stderr
+    result = json.loads(lines[0])
+    assert set(result["before"]) == metrics and set(result["after"]) == metrics
+    assert result["output_dir"] == str(out)
+    assert "before:" in proc.stderr and "training ->" in proc.stderr
+
+    for file in ("modules.json", "model.safetensors", "config.json", "tokenizer.json", "1_Pooling/config.json"):
+        assert (out / file).is_file(), file
+    modules = json.loads((out / "modules.json").read_text())
+    assert [m["type"].rsplit(".", 1)[-1] for m in modules] == ["Transformer", "Pooling"]
+    card = (out / "README.md").read_text(encoding="utf-8")
+    for section in ("## Model Details", "## Usage", "## Evaluation", "## Training Details", "### Training Logs"):
+        assert section in card, section
+    loss = "CosineSimilarityLoss" if name == "train_sts.py" else "MultipleNegativesRankingLoss"
+    assert f"loss:{loss}" in card and "sts-dev" in card
+    args_used = json.loads((out / "run_config.json").read_text())
+    assert args_used["per_device_train_batch_size"] == 8 and args_used["eval_steps"] == 2
+    assert args_used["batch_sampler"] == ("batch_sampler" if name == "train_sts.py" else "no_duplicates")
+
+
+@pytest.mark.parametrize("name", ["train_sts.py", "train_nli.py"])
+def test_script_help(name):
+    proc = run_script(name, "--help")
+    assert proc.returncode == 0
+    for flag in ("--model", "--train", "--dev", "--test", "--batch-size", "--epochs", "--lr", "--warmup-ratio"):
+        assert flag in proc.stdout
+    for flag in ("--max-train-samples", "--seed", "--output", "--bf16", "--fp16", "--eval-steps"):
+        assert flag in proc.stdout
+
+
+@pytest.mark.parametrize("name", ["train_sts.py", "train_nli.py"])
+def test_script_errors(name, tmp_path):
+    proc = run_script(name, "--train", str(tmp_path / "missing.tsv"), "--output", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "path: file not found" in proc.stderr and "Traceback" not in proc.stderr
+    assert str(tmp_path / "missing.tsv") in proc.stderr and proc.stdout == ""
+
+
+@pytest.mark.parametrize(("name", "toml"), [("train_sts.py", "sts.toml"), ("train_nli.py", "nli.toml")])
+def test_script_defaults_equal_the_bundled_config(name, toml):
+    """The scripts and kosim/configs/*.toml describe one recipe: same model, data, losses and training arguments."""
+    module = import_script(name)
+    args = module.parse_args(["--output", "output/x"])
+    from_script = parse_config(module.build_raw_config(args), source=name).to_dict()
+    from_toml = load_config(f"kosim:{toml}", ["training.output_dir=output/x"]).to_dict()
+    assert from_script == from_toml
+
+
+def test_sts_eval_steps_follow_the_seed():
+    module = import_script("train_sts.py")
+    from kosim.data import korsts_path
+
+    assert module.default_eval_steps(str(korsts_path("train")), None, 16) == 90  # 5,749 pairs: 360 steps / 4
+    assert module.default_eval_steps(str(korsts_path("train")), 5376, 16) == 84  # the seed: 336 steps / 4
+    assert module.default_eval_steps(str(korsts_path("train")), 32, 16) == 1
