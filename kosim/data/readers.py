@@ -31,7 +31,7 @@ def read_korsts(path: PathLike, name: str | None = None) -> ColumnDataset:
     if bad.size:
         # Rows map 1:1 to lines after the header (interior blank lines are rejected by the reader).
         i = int(bad[0])
-        raise DataError(f"{p}:{i + 2}: score {scores[i]!r} is outside [0, 5]")
+        raise DataError(f"{p}:{i + 2}: score {float(scores[i])} is outside [0, 5]")
     return ColumnDataset._trusted(
         {"sentence1": ds.column("sentence1"), "sentence2": ds.column("sentence2")}, scores / 5.0, ds.name
     )

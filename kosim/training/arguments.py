@@ -77,10 +77,17 @@ class TrainingArguments:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
                 bad(name, "must be a finite number >= 0")
+
+        def number(name: str) -> float:
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                bad(name, "must be a finite number")
+            return value
+
         for name in ("adam_beta1", "adam_beta2"):
-            if not 0.0 <= getattr(self, name) < 1.0:
+            if not 0.0 <= number(name) < 1.0:
                 bad(name, "must be in [0, 1)")
-        if not 0.0 <= self.warmup_ratio <= 1.0:
+        if not 0.0 <= number("warmup_ratio") <= 1.0:
             bad("warmup_ratio", "must be in [0, 1]")
         if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             bad("warmup_steps", "must be an int >= 0")
@@ -92,11 +99,8 @@ class TrainingArguments:
             bad("lr_scheduler_type", f"expected one of {SCHEDULERS}")
         if self.eval_strategy not in EVAL_STRATEGIES:
             bad("eval_strategy", f"expected one of {EVAL_STRATEGIES}")
-        if self.eval_strategy == "steps" and (self.eval_steps is None or self.eval_steps < 1):
-            if self.eval_steps is None:
-                self.eval_steps = self.logging_steps
-            else:
-                bad("eval_steps", "must be a positive int when eval_strategy='steps'")
+        if self.eval_strategy == "steps" and self.eval_steps is None:
+            self.eval_steps = self.logging_steps
         if self.save_total_limit is not None and (
             not isinstance(self.save_total_limit, int) or self.save_total_limit < 1
         ):
@@ -111,11 +115,14 @@ class TrainingArguments:
             bad("dataloader_num_workers", "must be an int >= 0")
         if self.mini_batch_size is not None and (not isinstance(self.mini_batch_size, int) or self.mini_batch_size < 1):
             bad("mini_batch_size", "must be a positive int or None")
-        if self.max_tokens_per_batch is not None and self.max_tokens_per_batch < 1:
-            bad("max_tokens_per_batch", "must be a positive int or None")
+        for name in ("max_tokens_per_batch", "eval_steps"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                bad(name, "must be a positive int or None")
         if not isinstance(self.output_dir, str) or not self.output_dir:
             bad("output_dir", "must be a non-empty path")
-        if self.max_consecutive_skipped_steps < 1:
+        value = self.max_consecutive_skipped_steps
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             bad("max_consecutive_skipped_steps", "must be a positive int")
 
     @classmethod
