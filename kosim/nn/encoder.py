@@ -8,6 +8,8 @@ Weights are named after the modules here; `kosim.nn.loading` maps them to and fr
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -159,13 +161,26 @@ _FUSED_ACTIVATIONS = {
 }
 
 
-def _onednn_linear_available() -> bool:
-    return (
+@functools.lru_cache(maxsize=None)
+def _onednn_bf16_linear_supported() -> bool:
+    """Whether this CPU and torch build run oneDNN's prepacked bf16 linear.
+
+    The ops exist in every build but refuse to run on CPUs without native bf16 support (no AVX-512 BW/VL/DQ and
+    no AVX-NE-CONVERT, e.g. AMD Zen 3), so availability is probed once with a tiny layer rather than assumed.
+    """
+    if not (
         torch.backends.mkldnn.is_available()
         and torch.backends.mkldnn.enabled
         and hasattr(torch.ops.mkldnn, "_linear_pointwise")
         and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
-    )
+    ):
+        return False
+    try:
+        weight = torch.ops.mkldnn._reorder_linear_weight(torch.ones(4, 8, dtype=torch.bfloat16))
+        out = torch.ops.mkldnn._linear_pointwise(torch.ones(2, 8, dtype=torch.bfloat16), weight, None, "none", [], "")
+    except RuntimeError:
+        return False
+    return bool(torch.all(out.float() == 8.0))
 
 
 class _InferenceLinear:
@@ -201,7 +216,7 @@ class InferenceWeights:
         self.dtype = dtype
         self.key = _weights_key(encoder, dtype)
         # oneDNN prepacking pays off for bf16 (AMX); float32 matmuls run at peak already (and would double memory)
-        prepack = device.type == "cpu" and dtype == torch.bfloat16 and _onednn_linear_available()
+        prepack = device.type == "cpu" and dtype == torch.bfloat16 and _onednn_bf16_linear_supported()
         fused = _FUSED_ACTIVATIONS.get(encoder.config.hidden_act)
         self.activation = fused
         self.unfused_activation = None if fused is not None else activation(encoder.config.hidden_act)
