@@ -16,7 +16,8 @@ TEXTS = [
     "아이",
     "The Quick Brown Fox [SEP] jumps over [MASK] the lazy dog.",
     "",
-    "한 여성이 고기를 요리하고 있다. 비행기가 이륙하고 있다. 한 남자가 큰 플루트를 연주하고 있다. 아이가 밖에 있다." * 3,
+    "한 여성이 고기를 요리하고 있다. 비행기가 이륙하고 있다. 한 남자가 큰 플루트를 연주하고 있다. 아이가 밖에 있다."
+    * 3,
     "  spaces \t and\nnewlines  ",
 ]
 

@@ -161,7 +161,7 @@ _FUSED_ACTIVATIONS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _onednn_bf16_linear_supported() -> bool:
     """Whether this CPU and torch build run oneDNN's prepacked bf16 linear.
 
