@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -16,21 +15,11 @@ from torch import Tensor, nn
 from kosim.nn import HFEncoder, PackedBatch, TransformerEncoder, is_native, load_encoder, pack_flat, resolve_model_dir
 from kosim.nn.loading import CheckpointError, read_json, read_state_dict, to_hf_state_dict
 from kosim.pooling import Dense, Normalize, Pooling
+from kosim.precision import DTYPES as ENCODE_DTYPES
+from kosim.precision import autocast
 from kosim.similarity import PAIRWISE_FUNCTIONS, SIMILARITY_FUNCTIONS, resolve_similarity, to_tensor
 from kosim.st_format import read_modules, versions, write_json, write_modules
 from kosim.tokenizer import TextTokenizer
-
-ENCODE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def autocast(device: torch.device, dtype: str | torch.dtype | None):
-    """Autocast context for `dtype` ("float32" = none) on `device`; fp16 is CUDA-only."""
-    if dtype is None or dtype in ("float32", torch.float32):
-        return contextlib.nullcontext()
-    torch_dtype = ENCODE_DTYPES[dtype] if isinstance(dtype, str) else dtype
-    if torch_dtype == torch.float16 and device.type != "cuda":
-        raise ValueError("float16 autocast needs a CUDA device; use bfloat16 on CPU")
-    return torch.autocast(device_type=device.type, dtype=torch_dtype)
 
 
 def _row_spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:

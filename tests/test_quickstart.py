@@ -21,7 +21,7 @@ def _small_config(tmp_path):
         ('format = "kornli_triplets"', 'format = "kornli_triplets"\nmax_rows = 64'),
         ('format = "korsts"\nloss', 'format = "korsts"\nmax_rows = 64\nloss'),
         ('path = "kosim:KorSTS/sts-dev.tsv"', 'path = "kosim:KorSTS/sts-dev.tsv"\nmax_rows = 100'),
-        ("bf16 = true", "bf16 = false\ndisable_tqdm = true"),
+        ('bf16 = "auto"', "bf16 = false\ndisable_tqdm = true"),
     ]:
         assert old in text, old
         text = text.replace(old, new)

@@ -39,7 +39,7 @@ class TrainingArguments:
     save_total_limit: int | None = None
     seed: int = 42
     fp16: bool = False
-    bf16: bool = False
+    bf16: bool | str = False  # True, False, or "auto": bf16 where the device runs it natively (kosim.precision)
     gradient_accumulation_steps: int = 1
     batch_sampler: str = "batch_sampler"
     multi_dataset_batch_sampler: str = "proportional"
@@ -109,6 +109,10 @@ class TrainingArguments:
             bad("batch_sampler", f"expected one of {BATCH_SAMPLERS}")
         if self.multi_dataset_batch_sampler not in MULTI_DATASET_SAMPLERS:
             bad("multi_dataset_batch_sampler", f"expected one of {MULTI_DATASET_SAMPLERS}")
+        if not (isinstance(self.bf16, bool) or self.bf16 == "auto"):
+            bad("bf16", 'expected true, false or "auto"')
+        if not isinstance(self.fp16, bool):
+            bad("fp16", "expected true or false")
         if self.fp16 and self.bf16:
             bad("fp16", "fp16 and bf16 cannot both be on")
         if not isinstance(self.dataloader_num_workers, int) or self.dataloader_num_workers < 0:

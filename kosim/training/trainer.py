@@ -29,6 +29,7 @@ from kosim.data.collate import collate, split_rows
 from kosim.data.datasets import ColumnDataset, TokenizedDataset
 from kosim.data.samplers import BatchSampler, MultiDatasetBatchSampler, NoDuplicatesBatchSampler
 from kosim.model import SentenceEncoder
+from kosim.precision import resolve_bf16
 from kosim.training.arguments import TrainingArguments
 from kosim.training.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from kosim.training.distributed import DistInfo, all_reduce_mean, setup_from_env
@@ -163,7 +164,7 @@ class Trainer:
         return BatchSampler(data, batch, drop_last=self.args.dataloader_drop_last, seed=seed)
 
     def _autocast(self, device: torch.device):
-        if self.args.bf16:
+        if resolve_bf16(self.args.bf16, device):
             return torch.autocast(device.type, dtype=torch.bfloat16)
         if self.args.fp16:
             if device.type != "cuda":
@@ -249,7 +250,14 @@ class Trainer:
         if self.dist.is_main and not args.disable_tqdm:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=total_steps, initial=global_step, desc="Training", unit="step", dynamic_ncols=True)
+            precision = "bf16" if resolve_bf16(args.bf16, device) else "fp16" if args.fp16 else "fp32"
+            bar = tqdm(
+                total=total_steps,
+                initial=global_step,
+                desc=f"Training ({device.type}, {precision})",
+                unit="step",
+                dynamic_ncols=True,
+            )
         window = {"loss": torch.zeros((), device=device), "batches": 0, "rows": 0, "tokens": 0, "padding": 0.0}
         window_start = time.perf_counter()
         grad_norm = torch.zeros(())

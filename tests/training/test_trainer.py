@@ -153,3 +153,20 @@ def test_invalid_arguments_name_the_field(field, value):
 def test_unknown_argument_gets_a_suggestion():
     with pytest.raises(ValueError, match="did you mean 'learning_rate'"):
         TrainingArguments.from_dict({"learning_rat": 1e-4})
+
+
+def test_bf16_auto_follows_the_device(monkeypatch):
+    import kosim.precision as precision
+    from kosim.training.arguments import TrainingArguments
+
+    assert TrainingArguments(bf16="auto").bf16 == "auto"
+    with pytest.raises(ValueError, match="bf16"):
+        TrainingArguments(bf16="yes")
+    with pytest.raises(ValueError, match="fp16"):
+        TrainingArguments(bf16="auto", fp16=True)
+    monkeypatch.setattr(precision, "_cpu_has_native_bf16", lambda: False)
+    assert precision.resolve_bf16("auto", "cpu") is False
+    assert precision.resolve_bf16(True, "cpu") is True
+    monkeypatch.setattr(precision, "_cpu_has_native_bf16", lambda: True)
+    assert precision.resolve_bf16("auto", "cpu") is True
+    assert precision.resolve_bf16(False, "cpu") is False
