@@ -183,6 +183,27 @@ def _onednn_bf16_linear_supported() -> bool:
     return bool(torch.all(out.float() == 8.0))
 
 
+# oneDNN keeps one compiled primitive (~0.5-1 MB) per distinct GEMM shape in a process-wide cache of 1,024
+# entries. Packed batches have a different token count each, so unbounded row counts would grow the process by
+# that much per batch until the cache is full. Prepacked GEMMs therefore run on row blocks of at most
+# _GEMM_BLOCK rows, the last one padded to a multiple of _GEMM_ALIGN: 17 shapes per weight, whatever the input.
+_GEMM_BLOCK = 2048
+_GEMM_ALIGN = 128
+
+
+def _onednn_linear(x: Tensor, weight: Tensor, bias: Tensor | None, attr: str, algorithm: str) -> Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, attr, [], algorithm)
+
+
+def _gemm_row_blocks(rows: int) -> list[tuple[int, int, int]]:
+    """(start, rows, padded rows) of each GEMM block covering `rows` rows; padded sizes take 17 values at most."""
+    blocks = [(s, _GEMM_BLOCK, _GEMM_BLOCK) for s in range(0, rows - rows % _GEMM_BLOCK, _GEMM_BLOCK)]
+    rest = rows % _GEMM_BLOCK
+    if rest:
+        blocks.append((rows - rest, rest, -(-rest // _GEMM_ALIGN) * _GEMM_ALIGN))
+    return blocks
+
+
 class _InferenceLinear:
     """A frozen linear layer in the inference dtype, its weight prepacked for oneDNN on CPU when possible."""
 
@@ -190,12 +211,21 @@ class _InferenceLinear:
         weight = linear.weight.detach().to(dtype)
         self.bias = None if linear.bias is None else linear.bias.detach().to(dtype)
         self.prepacked = prepack
+        self.out_features = linear.out_features
         self.weight = torch.ops.mkldnn._reorder_linear_weight(weight) if prepack else weight
 
     def __call__(self, x: Tensor, activation: tuple[str, str] | None = None) -> Tensor:
         if self.prepacked:
             attr, algorithm = activation or ("none", "")
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, attr, [], algorithm)
+            parts = []
+            for start, rows, padded in _gemm_row_blocks(x.shape[0]):
+                block = x[start : start + rows]  # [rows, in]
+                if padded != rows:
+                    block = F.pad(block, (0, 0, 0, padded - rows))  # [padded, in], zero rows
+                parts.append(_onednn_linear(block, self.weight, self.bias, attr, algorithm)[:rows])
+            if not parts:
+                return x.new_empty((0, self.out_features))
+            return parts[0] if len(parts) == 1 else torch.cat(parts)
         y = F.linear(x, self.weight, self.bias)
         if activation is not None:
             y = F.gelu(y, approximate=activation[1]) if activation[0] == "gelu" else F.relu(y)

@@ -192,3 +192,52 @@ def test_inference_weights_follow_parameter_updates(bert_dir):
     assert model.inference_weights(torch.bfloat16) is not second
     model.clear_inference_weights()
     assert model.__dict__["_inference_weights"] is None
+
+
+def _onednn_fp32_prepack_works() -> bool:
+    try:
+        w = torch.ops.mkldnn._reorder_linear_weight(torch.ones(4, 8))
+        torch.ops.mkldnn._linear_pointwise(torch.ones(2, 8), w, None, "none", [], "")
+    except (RuntimeError, AttributeError):
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _onednn_fp32_prepack_works(), reason="oneDNN prepacked linear unavailable in this build")
+@pytest.mark.parametrize("act", [None, ("gelu", "none"), ("gelu", "tanh"), ("relu", "")])
+def test_prepacked_linear_row_blocks_equal_plain_linear(act, monkeypatch):
+    import kosim.nn.encoder as enc
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(24, 40)
+    packed = enc._InferenceLinear(layer, torch.float32, prepack=True)
+    plain = enc._InferenceLinear(layer, torch.float32, prepack=False)
+    monkeypatch.setattr(enc, "_GEMM_BLOCK", 64)
+    monkeypatch.setattr(enc, "_GEMM_ALIGN", 16)
+    shapes = set()
+    real = enc._onednn_linear
+
+    def recording(x, *args):
+        shapes.add(tuple(x.shape))
+        return real(x, *args)
+
+    monkeypatch.setattr(enc, "_onednn_linear", recording)
+    for rows in [0, 1, 15, 16, 17, 63, 64, 65, 128, 200, 333]:
+        x = torch.randn(rows, 24)
+        got, expected = packed(x, act), plain(x, act)
+        assert got.shape == (rows, 40)
+        assert (got - expected).abs().max().item() <= 1e-5 if rows else got.numel() == 0
+    for rows in range(1, 1000):
+        packed(torch.randn(rows, 24))
+    # a bounded set of GEMM shapes (oneDNN caches one compiled primitive per shape): full blocks + 4 padded tails
+    assert {r for r, _ in shapes} == {16, 32, 48, 64}
+
+
+def test_gemm_row_blocks_cover_every_row():
+    import kosim.nn.encoder as enc
+
+    for rows in [1, 127, 128, 129, 2047, 2048, 2049, 10_000]:
+        blocks = enc._gemm_row_blocks(rows)
+        assert sum(n for _, n, _ in blocks) == rows
+        assert [s for s, _, _ in blocks] == list(range(0, rows, enc._GEMM_BLOCK))
+        assert all(p % enc._GEMM_ALIGN == 0 and n <= p <= enc._GEMM_BLOCK for _, n, p in blocks)
