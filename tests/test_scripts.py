@@ -98,3 +98,68 @@ def test_sts_eval_steps_follow_the_seed():
     assert module.default_eval_steps(str(korsts_path("train")), None, 16) == 90  # 5,749 pairs: 360 steps / 4
     assert module.default_eval_steps(str(korsts_path("train")), 5376, 16) == 84  # the seed: 336 steps / 4
     assert module.default_eval_steps(str(korsts_path("train")), 32, 16) == 1
+
+
+def test_nli_script_model_loads_in_sentence_transformers_with_a_full_card(roberta_dir, tmp_path):
+    """Seed 000's recipe on a tiny RoBERTa: the saved directory is a sentence-transformers model (same embeddings)
+    and its card has every section of the seed cards, filled with this run's values."""
+    import re
+
+    import numpy as np
+    import sentence_transformers as st
+
+    from kosim.model import SentenceEncoder
+
+    out = tmp_path / "nli"
+    args = ["--model", str(roberta_dir), "--max-train-samples", "48", "--max-eval-samples", "24"]
+    args += ["--output", str(out), "--max-seq-length", "32", "--batch-size", "8", "--eval-steps", "3"]
+    proc = run_script("train_nli.py", *args)
+    assert proc.returncode == 0, proc.stderr
+    after = json.loads(proc.stdout)["after"]
+
+    texts = [
+        "한 남자가 음식을 먹고 있다.",
+        "비행기가 이륙하고 있다.",
+        "The quick brown fox.",
+        "아이가 밖에 있다. " * 20,
+    ]
+    ours = SentenceEncoder.load(out).encode(texts)
+    ref = st.SentenceTransformer(str(out), device="cpu").encode(texts, convert_to_numpy=True)
+    assert np.abs(ours - ref).max() <= 1e-5
+
+    card = (out / "README.md").read_text(encoding="utf-8")
+    front, body = card.split("\n---\n", 1)
+    for needle in ("- sentence-transformers", "- dataset_size:", "- loss:MultipleNegativesRankingLoss", "widget:"):
+        assert needle in front, needle
+    assert "model-index:" in front and f"value: {after['sts-dev_spearman_cosine']}" in front
+    for needle in (
+        "**Maximum Sequence Length:** 32 tokens",
+        "**Output Dimensionality:** 32 dimensions",
+        "**Similarity Function:** Cosine Similarity",
+        f"**Base model:** `{roberta_dir}`",
+        "### Full Model Architecture",
+        "SentenceTransformer(",
+        "### Direct Usage (kosim)",
+        "| **spearman_cosine** |",
+        "* Columns: <code>anchor</code>, <code>positive</code>, and <code>negative</code>",
+        "* Approximate statistics based on the first",
+        "* Samples:",
+        '"scale": 20.0',
+        '"similarity_fct": "cos_sim"',
+        "#### Non-Default Hyperparameters",
+        "- `batch_sampler`: no_duplicates",
+        "#### All Hyperparameters",
+        "### Training Logs",
+        "### Framework Versions",
+        "- kosim:",
+        "- PyTorch:",
+        "## Citation",
+        "#### MultipleNegativesRankingLoss",
+    ):
+        assert needle in body, needle
+    stats = re.search(r"min: (\d+) tokens</li><li>mean: ([\d.]+) tokens</li><li>max: (\d+) tokens", body)
+    assert stats and 0 < int(stats[1]) <= float(stats[2]) <= int(stats[3]) <= 32
+    dataset_size = int(re.search(r"dataset_size:(\d+)", front)[1])
+    assert dataset_size > 0
+    log_rows = [line for line in body.splitlines() if re.match(r"\| [\d.]+\s+\| \d+\s+\|", line)]
+    assert log_rows, "training-log table has no rows"
