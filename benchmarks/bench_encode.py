@@ -92,21 +92,12 @@ def build_bert_base(out_dir: Path) -> str:
     return str(target)
 
 
-def matmul_peak(dtype_name: str, n: int = 2048, seconds: float = 1.5) -> float:
-    """Best FLOP/s of an `n x n` square matmul in `dtype_name` on this machine (all torch threads)."""
+def matmul_peak(dtype_name: str) -> float:
+    """Best FLOP/s of a square matmul (up to 2048^3, time-bounded) in `dtype_name` (all torch threads)."""
     import torch
+    from machine import matmul_peak as measure
 
-    dtype = getattr(torch, dtype_name)
-    a = torch.randn(n, n).to(dtype)
-    b = torch.randn(n, n).to(dtype)
-    for _ in range(3):
-        a @ b
-    best, end = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        t0 = time.perf_counter()
-        a @ b
-        best = max(best, 2 * n**3 / (time.perf_counter() - t0))
-    return best
+    return measure(getattr(torch, dtype_name), n=2048, budget_s=6.0)[0]
 
 
 def encode_flops(model_dir: str, sentences: list[str]) -> tuple[int, float]:

@@ -15,7 +15,7 @@ Models: ``minilm`` is the real all-MiniLM-L6-v2 (offline copy from ``gt_all_mini
 that both libraries load.
 
 Reported per configuration: seconds per step (median of the timed steps, and the best), triplets/s, non-padding
-tokens/s, peak RSS, useful FLOP/s as a share of the machine's matmul peak measured in this run (4096^3 matmul in
+tokens/s, peak RSS, useful FLOP/s as a share of the machine's matmul peak measured in this run (up to 4096^3 matmul in
 that dtype; useful FLOPs of a step = 6 x non-embedding parameters x non-padding tokens + 12 x layers x hidden x
 sum of squared sequence lengths for attention), and the kosim/ST ratios. The machine may be shared: before every
 timed step the worker waits (bounded) for the other processes to go quiet, and a step during which other
@@ -50,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import matmul_peak
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 MODELS = ("minilm", "bert-base")
@@ -100,20 +101,6 @@ def wait_quiet(threshold: float = 0.25, timeout: float = 30.0, window: float = 0
         if c.cores < threshold:
             break
     return time.perf_counter() - t0
-
-
-def matmul_peak(dtype: torch.dtype, n: int = 4096, repeats: int = 5) -> float:
-    """Best FLOP/s of an n x n x n matmul in `dtype` (after a quiet wait)."""
-    a = torch.randn(n, n).to(dtype)
-    b = torch.randn(n, n).to(dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        wait_quiet(timeout=3)
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
 
 
 # ------------------------------------------------------------------------------------------------ models / data
@@ -412,7 +399,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="kosim-bench-train-"))
     try:
         print("measuring matmul peak ...", file=sys.stderr, flush=True)
-        peak = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+        peak_dtypes = {d: DTYPES[d] or torch.float32 for d in dtypes}
+        peak = {d: matmul_peak(t, before_each=lambda: wait_quiet(timeout=3))[0] for d, t in peak_dtypes.items()}
         results = []
         for model in models:
             model_dir = minilm_dir() if model == "minilm" else build_bert_base(workdir / "bert-base")
@@ -448,7 +436,7 @@ def main() -> None:
                         contention_mean=float(np.mean(r["contention_cores"])),
                     )
                     results.append(r)
-        peak_after = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+        peak_after = {d: matmul_peak(t, before_each=lambda: wait_quiet(timeout=3))[0] for d, t in peak_dtypes.items()}
         for d in peak:  # the better of the two measurements: contention only ever lowers it
             if peak_after[d] > peak[d]:
                 scale = peak[d] / peak_after[d]
@@ -475,7 +463,7 @@ def main() -> None:
 
 def report(results: list[dict], meta: dict) -> str:
     lines = [
-        f"{meta['cpu']}, {meta['threads']} threads (OMP_WAIT_POLICY {meta['omp_wait_policy']}); matmul peak (4096^3, best of 5): "
+        f"{meta['cpu']}, {meta['threads']} threads (OMP_WAIT_POLICY {meta['omp_wait_policy']}); matmul peak (up to 4096^3, best of 5): "
         + ", ".join(f"{d} {v:.2f} TFLOP/s" for d, v in meta["matmul_peak_tflops"].items()),
         "",
         "| model | batch | dtype | library | s/step (median / best) | triplets/s | non-pad tokens/s | peak RSS MB "

@@ -1,0 +1,41 @@
+"""The machine's matmul peak, measured in the benchmark's own run (shared by bench_train.py and bench_encode.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def matmul_peak(
+    dtype: torch.dtype,
+    n: int = 4096,
+    repeats: int = 5,
+    budget_s: float = 10.0,
+    before_each: Callable[[], object] | None = None,
+) -> tuple[float, int]:
+    """Best FLOP/s of an `n x n x n` matmul in `dtype`, and the `n` used.
+
+    `n` is halved (down to 256) until `repeats + 1` matmuls fit in about `budget_s`, estimated from a 512^3 probe:
+    on a CPU without native bf16 a bf16 matmul runs ~500x slower than float32, and a 4096^3 one would take minutes.
+    `before_each` runs before every timed matmul (e.g. a wait for the machine to go quiet).
+    """
+    probe = torch.randn(512, 512).to(dtype)
+    probe @ probe
+    t0 = time.perf_counter()
+    probe @ probe
+    probe_s = max(time.perf_counter() - t0, 1e-6)
+    while n > 256 and probe_s * (n / 512) ** 3 * (repeats + 1) > budget_s:
+        n //= 2
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        if before_each is not None:
+            before_each()
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best, n
