@@ -25,53 +25,38 @@ saved to ``--output``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import time
-from pathlib import Path
 from typing import Any
+
+from kosim.cli.recipe import add_test_evaluator, recipe_parser, row_limits, run_recipe, training_table
 
 DEFAULT_MODEL = "klue/roberta-base"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from kosim.data import kornli_path, korsts_path
+    from kosim.data import kornli_path
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="see the module docstring for examples")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"hub id or local directory (default {DEFAULT_MODEL})")
-    p.add_argument(
-        "--train", default=str(kornli_path()), help="KorNLI-format .tsv (default: the bundled Korean XNLI dev set)"
+    p = recipe_parser(
+        __doc__.split("\n\n")[0],
+        recipe="nli",
+        model=DEFAULT_MODEL,
+        train_default=str(kornli_path()),
+        train_help="KorNLI-format .tsv (default: the bundled Korean XNLI dev set)",
+        batch_size=64,
+        warmup_ratio=0.0,
+        rows="triplets",
     )
-    p.add_argument("--dev", default=str(korsts_path("dev")), help="KorSTS-format dev file (default: bundled)")
-    p.add_argument("--test", default=None, help="KorSTS-format test file, evaluated before and after training only")
-    p.add_argument("--batch-size", type=int, default=64, help="training batch size (default 64)")
-    p.add_argument("--eval-batch-size", type=int, default=None, help="evaluation batch size (default: --batch-size)")
-    p.add_argument("--epochs", type=float, default=1.0, help="training epochs (default 1)")
-    p.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (default 5e-5)")
-    p.add_argument("--warmup-ratio", type=float, default=0.0, help="linear warm-up share of all steps (default 0)")
     p.add_argument("--scale", type=float, default=20.0, help="MNRL similarity scale (default 20)")
-    p.add_argument("--max-seq-length", type=int, default=128, help="tokens per text (default 128)")
-    p.add_argument("--max-train-samples", type=int, default=None, help="use only the first N training triplets")
-    p.add_argument("--max-eval-samples", type=int, default=None, help="use only the first N dev/test pairs")
     p.add_argument(
         "--eval-steps", type=int, default=1000, help="evaluate (and checkpoint) every N steps (default 1000)"
     )
     p.add_argument("--seed", type=int, default=42, help="random seed of training and of the triplet picks (default 42)")
-    p.add_argument("--output", default=None, help="output directory (default output/nli-MODEL-TIMESTAMP)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    precision = p.add_mutually_exclusive_group()
-    precision.add_argument("--bf16", action="store_true", help="train under bfloat16 autocast")
-    precision.add_argument("--fp16", action="store_true", help="train under float16 autocast with loss scaling (CUDA)")
     return p.parse_args(argv)
 
 
 def build_raw_config(args: argparse.Namespace) -> dict[str, Any]:
     """The run config (the TOML schema of kosim.config) this recipe trains with."""
-    limit = {"max_rows": args.max_eval_samples} if args.max_eval_samples else {}
-    train_limit = {"max_rows": args.max_train_samples} if args.max_train_samples else {}
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    output = args.output or f"output/nli-{Path(args.model.rstrip('/')).name}-{stamp}"
+    train_limit, limit = row_limits(args)
     raw: dict[str, Any] = {
         "model": {"name_or_path": args.model, "max_seq_length": args.max_seq_length},
         "datasets": [
@@ -86,50 +71,22 @@ def build_raw_config(args: argparse.Namespace) -> dict[str, Any]:
             }
         ],
         "evaluators": [{"type": "sts", "name": "sts-dev", "path": args.dev, **limit}],
-        "training": {
-            "output_dir": output,
-            "per_device_train_batch_size": args.batch_size,
-            "per_device_eval_batch_size": args.eval_batch_size or args.batch_size,
-            "num_train_epochs": args.epochs,
-            "learning_rate": args.lr,
-            "warmup_ratio": args.warmup_ratio,
-            "lr_scheduler_type": "linear",
-            "batch_sampler": "no_duplicates",
-            "multi_dataset_batch_sampler": "round_robin",
-            "eval_strategy": "steps",
-            "eval_steps": args.eval_steps,
-            "logging_steps": min(500, args.eval_steps),
-            "save_steps": args.eval_steps,
-            "seed": args.seed,
-            "bf16": args.bf16,
-            "fp16": args.fp16,
-        },
+        "training": training_table(
+            args,
+            "nli",
+            batch_sampler="no_duplicates",
+            multi_dataset_batch_sampler="round_robin",
+            eval_strategy="steps",
+            eval_steps=args.eval_steps,
+            logging_steps=min(500, args.eval_steps),
+            save_steps=args.eval_steps,
+        ),
     }
-    if args.device:
-        raw["training"]["device"] = args.device
-    if args.test:
-        raw["evaluators"].append(
-            {"type": "sts", "name": "sts-test", "path": args.test, "during_training": False, **limit}
-        )
-    return raw
+    return add_test_evaluator(raw, args)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kosim.config import ConfigError, parse_config, run
-    from kosim.data import DataError
-    from kosim.nn.loading import CheckpointError
-    from kosim.training import TrainingError
-
-    args = parse_args(argv)
-    try:
-        config = parse_config(build_raw_config(args), base_dir=Path.cwd(), source="train_nli.py")
-        result = run(config, log=lambda m: print(f"train_nli: {m}", file=sys.stderr, flush=True))
-    except (ConfigError, DataError, CheckpointError, OSError, TrainingError) as exc:
-        print(f"train_nli: error: {exc}", file=sys.stderr)
-        return 1 if isinstance(exc, TrainingError) else 2
-    if os.environ.get("RANK", "0") == "0":  # torchrun: one JSON line, from the main process
-        print(json.dumps(result, ensure_ascii=False), flush=True)
-    return 0
+    return run_recipe(build_raw_config(parse_args(argv)), "train_nli")
 
 
 if __name__ == "__main__":
