@@ -65,12 +65,17 @@ class TextTokenizer:
 
     def __call__(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text, in order; each sequence has at most `max_seq_length` ids."""
+        backend = self._fast_backend()
         if self.do_lower_case:
             texts = [t.lower() for t in texts]
-        backend = self._fast_backend()
+        elif backend is not None:
+            # Handing a non-ASCII str to Rust makes CPython cache a UTF-8 copy inside that str object for as long
+            # as it lives (~60-100 bytes per Korean sentence), so tokenizing the caller's strings would grow the
+            # caller's memory with every text ever encoded. Temporary copies take the cache with them.
+            texts = [t.encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass") for t in texts]
         if backend is not None:
             encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
-            return [e.ids for e in encode(list(texts), add_special_tokens=True)]
+            return [e.ids for e in encode(texts, add_special_tokens=True)]
         out = self.hf(
             list(texts),
             add_special_tokens=True,

@@ -74,3 +74,21 @@ def test_copy_and_pickle_keep_working(bert_dir):
     tok(TEXTS)
     for clone in (copy.deepcopy(tok), pickle.loads(pickle.dumps(tok))):
         assert clone(TEXTS) == tok(TEXTS)
+
+
+@pytest.mark.parametrize("lower", [False, True])
+def test_tokenizing_leaves_the_callers_strings_as_they_were(bert_dir, lower):
+    """CPython caches a UTF-8 copy inside a non-ASCII str handed to Rust; tokenizing must not do that to the
+    caller's strings, or memory grows with every text ever encoded (see bench_memory.py)."""
+    import sys
+
+    tok = SentenceEncoder.load(bert_dir).tokenizer
+    tok.do_lower_case = lower
+    texts = [f"{TEXTS[0]} {i}" for i in range(200)]
+    sizes = [sys.getsizeof(t) for t in texts]
+    ids = tok(texts)
+    assert [sys.getsizeof(t) for t in texts] == sizes
+    assert ids == _hf_ids(tok, texts)
+    # the unguarded call does grow them: what the test guards against is real
+    tok._fast_backend().encode_batch(texts)
+    assert sum(sys.getsizeof(t) for t in texts) > sum(sizes)
