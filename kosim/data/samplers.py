@@ -17,6 +17,7 @@ save ``state_dict(batches_consumed=steps_done_in_epoch)`` rather than the sample
 
 from __future__ import annotations
 
+import abc
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Any, Generic, TypeVar
@@ -48,7 +49,7 @@ def _randperm(n: int, g: torch.Generator) -> np.ndarray:
     return torch.randperm(n, generator=g, dtype=dtype).numpy()
 
 
-class _EpochPlanSampler(Generic[T]):
+class _EpochPlanSampler(abc.ABC, Generic[T]):
     """Shared epoch/seed/resume machinery; subclasses implement ``_plan(epoch) -> list`` of batches."""
 
     def __init__(self, seed: int) -> None:
@@ -60,8 +61,9 @@ class _EpochPlanSampler(Generic[T]):
         self._cache: tuple[int, list[Any]] | None = None
 
     # -- subclass API -------------------------------------------------------------------------------------------
+    @abc.abstractmethod
     def _plan(self, epoch: int) -> list[Any]:
-        raise NotImplementedError
+        """The batches of `epoch`, in order (deterministic given seed and epoch)."""
 
     def _state_extra(self) -> dict[str, Any]:
         """Settings stored with the state and checked on load (a different dataset/batch size cannot resume)."""
