@@ -29,6 +29,7 @@ from kosim.data.collate import collate, split_rows
 from kosim.data.datasets import ColumnDataset, TokenizedDataset
 from kosim.data.samplers import BatchSampler, MultiDatasetBatchSampler, NoDuplicatesBatchSampler
 from kosim.model import SentenceEncoder
+from kosim.precision import autocast as autocast_context
 from kosim.precision import resolve_bf16
 from kosim.training.arguments import TrainingArguments
 from kosim.training.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -164,13 +165,10 @@ class Trainer:
         return BatchSampler(data, batch, drop_last=self.args.dataloader_drop_last, seed=seed)
 
     def _autocast(self, device: torch.device):
-        if resolve_bf16(self.args.bf16, device):
-            return torch.autocast(device.type, dtype=torch.bfloat16)
-        if self.args.fp16:
-            if device.type != "cuda":
-                raise TrainingError("fp16 training needs a CUDA device; use bf16 on CPU")
-            return torch.autocast("cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
+        if self.args.fp16 and device.type != "cuda":
+            raise TrainingError("fp16 training needs a CUDA device; use bf16 on CPU")
+        dtype = "bfloat16" if resolve_bf16(self.args.bf16, device) else "float16" if self.args.fp16 else None
+        return autocast_context(device, dtype)
 
     # ------------------------------------------------------------------------------------------------ train
     def train(self) -> dict[str, float]:
