@@ -21,8 +21,8 @@ from kosim.training.schedule import lr_factor
 JOB = Path(__file__).with_name("train_job.py")
 
 
-def _run_job(model_dir, out, seconds=0.0, resume=False, wait=True):
-    cmd = [sys.executable, str(JOB), str(model_dir), str(out), str(seconds), "1" if resume else "0"]
+def _run_job(model_dir, out, seconds=0.0, resume=False, wait=True, fault=()):
+    cmd = [sys.executable, str(JOB), str(model_dir), str(out), str(seconds), "1" if resume else "0", *fault]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if wait:
         output, _ = proc.communicate(timeout=300)
@@ -63,6 +63,30 @@ def test_interrupted_run_resumes_to_identical_weights(bert_dir, tmp_path, uninte
     resumed = _final_weights(out)
     for name, tensor in uninterrupted.items():
         assert torch.equal(resumed[name], tensor), name
+
+
+def test_kill_during_a_checkpoint_write_leaves_a_resumable_run(bert_dir, tmp_path, uninterrupted):
+    out = tmp_path / "run"
+    proc = _run_job(bert_dir, out, wait=False, fault=("kill", "6"))
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, output
+    assert [p.name for p in out.glob(".tmp-checkpoint-6-*")], "the kill did not land inside the write"
+    assert not (out / "checkpoint-6").exists() and (out / "checkpoint-3").is_dir()
+    _run_job(bert_dir, out, resume=True)  # resumes from checkpoint-3, ignoring the half-written directory
+    resumed = _final_weights(out)
+    for name, tensor in uninterrupted.items():
+        assert torch.equal(resumed[name], tensor), name
+
+
+def test_disk_full_while_saving_keeps_the_previous_checkpoint(bert_dir, tmp_path):
+    from kosim.training.checkpoint import verify_checkpoint
+
+    out = tmp_path / "run"
+    proc = _run_job(bert_dir, out, wait=False, fault=("enospc", "6"))
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0 and "No space left on device" in output, output
+    assert not list(out.glob(".tmp-checkpoint-*")) and not (out / "checkpoint-6").exists()
+    verify_checkpoint(out / "checkpoint-3")  # the last good checkpoint is whole
 
 
 @pytest.mark.parametrize("target", ["model.safetensors", "trainer_state.pt"])
