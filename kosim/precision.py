@@ -26,7 +26,7 @@ def autocast(device: torch.device, dtype: str | torch.dtype | None):
 @functools.cache
 def _cpu_has_native_bf16() -> bool:
     # oneDNN's own check: AVX-512 BF16 / AMX or AVX-NE-CONVERT. Without them (e.g. AMD Zen 3, AVX2 only) a bf16
-    # matmul falls back to a scalar kernel about 100x slower than float32.
+    # matmul falls back to a scalar kernel, measured 200-500x slower than float32 (benchmarks/RESULTS.md).
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     try:
         return bool(check()) if check is not None else False

@@ -164,11 +164,14 @@ class Trainer:
             return NoDuplicatesBatchSampler(data, batch, drop_last=self.args.dataloader_drop_last, seed=seed)
         return BatchSampler(data, batch, drop_last=self.args.dataloader_drop_last, seed=seed)
 
-    def _autocast(self, device: torch.device):
+    def _compute_dtype(self, device: torch.device) -> str:
+        """The autocast dtype on `device`: "bfloat16", "float16" or "float32" (bf16="auto" resolved here)."""
         if self.args.fp16 and device.type != "cuda":
             raise TrainingError("fp16 training needs a CUDA device; use bf16 on CPU")
-        dtype = "bfloat16" if resolve_bf16(self.args.bf16, device) else "float16" if self.args.fp16 else None
-        return autocast_context(device, dtype)
+        return "bfloat16" if resolve_bf16(self.args.bf16, device) else "float16" if self.args.fp16 else "float32"
+
+    def _autocast(self, device: torch.device):
+        return autocast_context(device, self._compute_dtype(device))
 
     # ------------------------------------------------------------------------------------------------ train
     def train(self) -> dict[str, float]:
@@ -248,11 +251,10 @@ class Trainer:
         if self.dist.is_main and not args.disable_tqdm:
             from tqdm.auto import tqdm
 
-            precision = "bf16" if resolve_bf16(args.bf16, device) else "fp16" if args.fp16 else "fp32"
             bar = tqdm(
                 total=total_steps,
                 initial=global_step,
-                desc=f"Training ({device.type}, {precision})",
+                desc=f"Training ({device.type}, {self._compute_dtype(device)})",
                 unit="step",
                 dynamic_ncols=True,
             )
