@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kosim.nn.attention import AttentionGrid
 from kosim.nn.config import EncoderConfig
+from kosim.nn.dropout import Dropout
 from kosim.nn.packing import PackedBatch
 
 
@@ -31,111 +33,6 @@ def activation(name: str):
     if name == "quick_gelu":
         return lambda x: x * torch.sigmoid(1.702 * x)
     raise ValueError(f"unsupported activation {name!r}")
-
-
-class _GridScatter(torch.autograd.Function):
-    """`[tokens, c]` -> `[slots, c]` by one gather; backward reads each token's own slot back.
-
-    Padding slots hold a copy of a real token (finite values under a masked-out key, outputs never read), so
-    their gradient is zero and the backward is a gather too (no scatter-add).
-    """
-
-    @staticmethod
-    def forward(ctx, x: Tensor, grid_index: Tensor, token_slot: Tensor) -> Tensor:
-        ctx.save_for_backward(token_slot)
-        return x.index_select(0, grid_index)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        (token_slot,) = ctx.saved_tensors
-        return grad.index_select(0, token_slot), None, None
-
-
-class AttentionGrid:
-    """How attention sees a batch: one or more padded `[seqs_b, len_b]` grids plus their key masks.
-
-    For a padded batch the grid is the input itself. For a packed batch, sequences are bucketed by length
-    (`PackedBatch.buckets`), each bucket a grid; tokens are gathered into the grids through `grid_index`
-    and read back through `token_slot`.
-    """
-
-    def __init__(
-        self,
-        buckets: tuple[tuple[int, int], ...],
-        key_masks: list[Tensor],
-        grid_index: Tensor | None,
-        token_slot: Tensor | None,
-    ):
-        self.buckets = buckets  # (seqs, len) of each grid
-        self.key_masks = key_masks  # [seqs_b, 1, 1, len_b] bool per grid, True = attend
-        self.grid_index = grid_index  # [slots] or None when the input is already padded
-        self.token_slot = token_slot  # [tokens] or None
-
-    @property
-    def num_seqs(self) -> int:
-        return sum(s for s, _ in self.buckets)
-
-    @property
-    def max_len(self) -> int:
-        return max((n for _, n in self.buckets), default=0)
-
-    @classmethod
-    def from_packed(cls, batch: PackedBatch) -> AttentionGrid:
-        if batch.grid_index is None:  # a PackedBatch built by hand: one grid, laid out by pad_index
-            grid_index = torch.zeros(batch.num_seqs * batch.max_len, dtype=torch.long, device=batch.input_ids.device)
-            grid_index = grid_index.index_copy(
-                0, batch.pad_index, torch.arange(batch.num_tokens, device=batch.input_ids.device)
-            )
-            mask = torch.zeros_like(grid_index, dtype=torch.bool).index_fill(0, batch.pad_index, True)
-            return cls(
-                ((batch.num_seqs, batch.max_len),),
-                [mask.view(batch.num_seqs, 1, 1, batch.max_len)],
-                grid_index,
-                batch.pad_index,
-            )
-        masks, offset = [], 0
-        for seqs, length in batch.buckets:
-            masks.append(batch.grid_mask[offset : offset + seqs * length].view(seqs, 1, 1, length))
-            offset += seqs * length
-        return cls(batch.buckets, masks, batch.grid_index, batch.token_slot)
-
-    @classmethod
-    def from_mask(cls, attention_mask: Tensor) -> AttentionGrid:
-        seqs, max_len = attention_mask.shape
-        return cls(((seqs, max_len),), [attention_mask.bool().view(seqs, 1, 1, max_len)], None, None)
-
-    def scatter(self, x: Tensor) -> list[Tensor]:
-        """`[tokens, c]` (or already `[seqs, len, c]`) -> one `[seqs_b, len_b, c]` per grid."""
-        if self.grid_index is None:
-            return [x]
-        if torch.is_grad_enabled() and x.requires_grad:
-            flat = _GridScatter.apply(x, self.grid_index, self.token_slot)
-        else:
-            flat = x.index_select(0, self.grid_index)
-        if len(self.buckets) == 1:
-            seqs, length = self.buckets[0]
-            return [flat.view(seqs, length, x.shape[-1])]
-        parts = flat.split([s * n for s, n in self.buckets])
-        return [p.view(s, n, x.shape[-1]) for p, (s, n) in zip(parts, self.buckets)]
-
-    def gather(self, parts: list[Tensor]) -> Tensor:
-        """One `[seqs_b, len_b, c]` per grid -> `[tokens, c]` (identity for a padded batch)."""
-        if self.grid_index is None:
-            return parts[0]
-        flat = torch.cat([p.reshape(-1, p.shape[-1]) for p in parts]) if len(parts) > 1 else parts[0].flatten(0, 1)
-        return flat.index_select(0, self.token_slot)
-
-    def attention(self, qkv: Tensor, num_heads: int, dropout_p: float = 0.0) -> Tensor:
-        """Multi-head self-attention of fused `qkv` (`[tokens, 3 * hidden]` or `[seqs, len, 3 * hidden]`)."""
-        hidden = qkv.shape[-1] // 3
-        head_dim = hidden // num_heads
-        outs = []
-        for part, mask in zip(self.scatter(qkv), self.key_masks):
-            seqs, length, _ = part.shape
-            q, k, v = part.view(seqs, length, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)  # [s, heads, len, d]
-            outs.append(o.transpose(1, 2).reshape(seqs, length, hidden))
-        return self.gather(outs)
 
 
 class SelfAttention(nn.Module):
@@ -295,7 +192,7 @@ class Block(nn.Module):
         self.ff_out = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
         self.ff_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.act = activation(cfg.hidden_act)
-        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.dropout = Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, x: Tensor, grid: AttentionGrid) -> Tensor:
         x = self.attn_norm(x + self.dropout(self.attn(x, grid)))
@@ -313,7 +210,7 @@ class TransformerEncoder(nn.Module):
         self.pos_emb = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
         self.type_emb = nn.Embedding(max(cfg.type_vocab_size, 1), cfg.hidden_size)
         self.emb_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.emb_dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.emb_dropout = Dropout(cfg.hidden_dropout_prob)
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_hidden_layers))
         self.apply(self._init_weights)
 

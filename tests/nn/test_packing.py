@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from kosim.nn import load_encoder, pack, pack_flat
-from kosim.nn.encoder import AttentionGrid
+from kosim.nn.attention import AttentionGrid
 from kosim.nn.packing import plan_buckets
 
 MIXED = [3, 17, 5, 40, 2, 9, 33, 1, 12, 25, 6, 40, 8, 19]  # lengths that make several buckets

@@ -1,0 +1,71 @@
+"""Dropout whose masks are cheap to draw on CPU.
+
+`torch.nn.functional.dropout` draws one float (a `bernoulli_` sample) per element: on CPU that costs 4-7 ns per
+element, more than the multiply it feeds, and in a training step with dropout on every hidden state and every
+attention probability it was the largest cost after the matmuls. Here a mask costs 16 random bits per element:
+one 64-bit draw of the CPU generator fills four 16-bit lanes, each compared with a threshold (about 1 ns per
+element). The drop probability is rounded to a multiple of 2^-15 (0.1 becomes 0.100006) and the kept values are
+scaled by the reciprocal of the exact keep probability, so the output's expectation is the input.
+
+Masks come from torch's default generator of the device, so `torch.manual_seed`, `torch.get_rng_state` and
+`torch.random.fork_rng` govern them as they do any dropout. Other devices (CUDA draws Philox numbers in parallel,
+and fuses attention dropout into its kernels) use torch's own dropout.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+_LANES = 4  # 16-bit lanes per 64-bit draw
+_LEVELS = 1 << 15  # drop probabilities are multiples of 1 / _LEVELS
+
+
+def _lane_thresholds(drop_levels: int) -> Tensor:
+    """int16 thresholds of the four lanes of a 64-bit draw: a lane below its threshold drops its element.
+
+    `Tensor.random_()` on int64 leaves the sign bit clear, so the most significant lane is uniform on
+    [0, 2^15) and the other three on [-2^15, 2^15): their thresholds give each lane the same drop probability
+    `drop_levels / 2^15`.
+    """
+    full = 2 * drop_levels - (1 << 15)  # uniform over 2^16 values, 2 * drop_levels of them below
+    top = _LANES - 1 if sys.byteorder == "little" else 0
+    return torch.tensor([drop_levels if lane == top else full for lane in range(_LANES)], dtype=torch.int16)
+
+
+def keep_mask(shape: tuple[int, ...] | torch.Size, p: float) -> tuple[Tensor, float]:
+    """A CPU keep mask of `shape` (bool, True = keep) and its exact keep probability `1 - round(p * 2^15) / 2^15`."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    drop_levels = round(p * _LEVELS)
+    if drop_levels >= _LEVELS:
+        raise ValueError(f"dropout probability {p} rounds to 1 at a resolution of 2^-15")
+    n = math.prod(shape)
+    words = torch.empty(-(-n // _LANES), dtype=torch.int64).random_()  # [words]
+    lanes = words.view(torch.int16).view(-1, _LANES)  # [words, 4]
+    keep = lanes >= _lane_thresholds(drop_levels)  # [words, 4]
+    return keep.view(-1)[:n].view(shape), 1.0 - drop_levels / _LEVELS
+
+
+def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
+    """Inverted dropout of `x` (any shape): zero each element with probability ~`p`, scale the rest up."""
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu" or round(p * _LEVELS) >= _LEVELS:
+        return F.dropout(x, p, training=True)
+    keep, keep_prob = keep_mask(x.shape, p)
+    return (x * keep).mul_(1.0 / keep_prob)
+
+
+class Dropout(nn.Dropout):
+    """`nn.Dropout` (same `p`, same switch by `train()` / `eval()`) with `dropout`'s cheap CPU masks."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dropout(x, self.p, self.training)
+
+
+__all__ = ["Dropout", "dropout", "keep_mask"]
