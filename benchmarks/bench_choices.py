@@ -10,6 +10,8 @@ batch (round robin), so drifting machine load hits them all alike. Variants:
 * ``separate-qkv``: query, key and value as three projections (Hugging Face's layout) instead of one GEMM;
 * ``one-grid``: attention over one padded ``[seqs, max_len]`` grid instead of length buckets (the linear layers
   stay packed);
+* ``nested``: attention through PyTorch's nested jagged tensors (``torch.nested.nested_tensor_from_jagged`` over
+  the packed token states, no grids) and ``F.scaled_dot_product_attention`` with its own dropout;
 * ``compile-ffn``: ``torch.compile(dynamic=True)`` of each layer's feed-forward sub-block (GEMM, GELU, GEMM,
   dropout, residual, LayerNorm), which lets inductor fuse the elementwise work around the GEMMs. Compile time is
   reported apart from the step time.
@@ -37,7 +39,7 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train import minilm_dir, plan_batches, triplets, versions  # noqa: E402
 
-VARIANTS = ("kosim", "torch-dropout", "separate-qkv", "one-grid", "compile-ffn")
+VARIANTS = ("kosim", "torch-dropout", "separate-qkv", "one-grid", "nested", "compile-ffn")
 
 
 class _TorchDropoutAttention:
@@ -85,6 +87,34 @@ def _one_grid(batch):
 
 
 @contextlib.contextmanager
+def _nested_attention():
+    """AttentionGrid.attention over nested jagged tensors: one `[seqs, heads, j, head_dim]` view of the tokens."""
+    from kosim.nn.attention import AttentionGrid
+
+    saved = AttentionGrid.__dict__["from_packed"], AttentionGrid.__dict__["attention"]
+    build_grid = AttentionGrid.from_packed
+
+    def from_packed(batch):
+        grid = build_grid(batch)
+        grid.cu_seqlens = batch.cu_seqlens
+        return grid
+
+    def attention(self, qkv: Tensor, num_heads: int, dropout_p: float = 0.0) -> Tensor:
+        tokens, hidden = qkv.shape[0], qkv.shape[-1] // 3
+        # [tokens, heads, d] each; contiguous, since strided values find no SDPA backend for jagged tensors on CPU
+        heads = [t.contiguous() for t in qkv.view(tokens, 3, num_heads, hidden // num_heads).unbind(1)]
+        q, k, v = (torch.nested.nested_tensor_from_jagged(t, self.cu_seqlens).transpose(1, 2) for t in heads)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # [seqs, heads, j, d]
+        return out.transpose(1, 2).values().reshape(tokens, hidden)
+
+    AttentionGrid.from_packed, AttentionGrid.attention = staticmethod(from_packed), attention
+    try:
+        yield
+    finally:
+        AttentionGrid.from_packed, AttentionGrid.attention = saved
+
+
+@contextlib.contextmanager
 def _torch_dropout():
     import kosim.nn.attention as attention
     import kosim.nn.dropout as dropout
@@ -110,7 +140,7 @@ def build(variant: str):
     data = triplets().tokenize(model.tokenize)
     loss_fn = MultipleNegativesRankingLoss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01, fused=True)
-    context = _torch_dropout if variant == "torch-dropout" else contextlib.nullcontext
+    context = {"torch-dropout": _torch_dropout, "nested": _nested_attention}.get(variant, contextlib.nullcontext)
     if variant == "separate-qkv":
         for block in model.encoder.layers:
             block.attn.qkv = _SeparateQKV(block.attn.qkv)
@@ -163,18 +193,29 @@ def main() -> None:
             step(rows)
             times[v].append(time.perf_counter() - t)
 
-    base = statistics.median(times["kosim"]) if times.get("kosim") else None
+    base = times.get("kosim") or None
     print(f"\nMiniLM, batch {args.batch_size}, fp32, {torch.get_num_threads()} threads, {args.steps} steps each")
-    print("| variant | s/step (median / best) | vs kosim | warm-up (2 steps) s |\n|---|---|---|---|")
+    print("| variant | s/step (median / best) | time vs kosim, same batch (median / range) | warm-up (2 steps) s |")
+    print("|---|---|---|---|")
     rows = []
     for v in variants:
         if v in errors:
             print(f"| {v} | failed: {errors[v]} | | |")
             continue
         med, best = statistics.median(times[v]), min(times[v])
-        rel = f"{med / base:.2f}x time" if base else "-"
+        ratios = [t / b for t, b in zip(times[v], base)] if base else []  # step by step: the same batch, adjacent
+        rel = f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})" if ratios else "-"
         print(f"| {v} | {med:.3f} / {best:.3f} | {rel} | {warmup_s[v]:.1f} |")
-        rows.append({"variant": v, "median_s": med, "best_s": best, "times": times[v], "warmup_s": warmup_s[v]})
+        rows.append(
+            {
+                "variant": v,
+                "median_s": med,
+                "best_s": best,
+                "times": times[v],
+                "ratios": ratios,
+                "warmup_s": warmup_s[v],
+            }
+        )
     if args.json:
         meta = {"versions": versions(), "threads": torch.get_num_threads(), "batch_size": args.batch_size}
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows, "errors": errors}, indent=1))

@@ -171,6 +171,26 @@ def test_infer_bfloat16_close_to_float32(act, tmp_path):
     assert cos.min().item() > 0.99
 
 
+def test_training_forward_under_bf16_autocast_uses_the_same_dropout_masks(bert_dir):
+    # dropout masks come from the generator, not the dtype: with one seed, bf16 autocast and float32 training
+    # forwards drop the same elements, so their outputs agree to bf16 precision and gradients stay finite
+    model = load_encoder(bert_dir, json.loads((bert_dir / "config.json").read_text())).train()
+    batch = _mixed_batch(model)
+    torch.manual_seed(7)
+    full = model(batch)
+    torch.manual_seed(7)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half = model(batch)
+    assert not torch.equal(full, half.float())  # the matmuls did run in bf16 (LayerNorm returns float32)
+    cos = torch.nn.functional.cosine_similarity(full, half.float(), dim=-1)
+    assert cos.min().item() > 0.99
+    torch.manual_seed(8)
+    other = model(batch)  # another seed, other masks
+    assert torch.nn.functional.cosine_similarity(full, other, dim=-1).min().item() < 0.99
+    half.float().pow(2).sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+
+
 def test_inference_weights_follow_parameter_updates(bert_dir):
     model = load_encoder(bert_dir, json.loads((bert_dir / "config.json").read_text())).eval()
     batch = _mixed_batch(model)
