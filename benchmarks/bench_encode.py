@@ -314,7 +314,7 @@ def markdown(rows: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="minilm,bert-base")
-    ap.add_argument("--dtypes", default="float32,bfloat16")
+    ap.add_argument("--dtypes", default=None, help="default: float32, and bfloat16 on CPUs with native bf16")
     ap.add_argument("--batch-size", default="32", help="one or more batch sizes, comma-separated")
     ap.add_argument(
         "--limit", type=int, default=None, help="sentences per model (default: minilm 3000, bert-base 1000)"
@@ -341,7 +341,9 @@ def main() -> None:
         return
 
     models = [m for m in args.models.split(",") if m]
-    dtypes = [d for d in args.dtypes.split(",") if d]
+    from machine import default_dtypes
+
+    dtypes = [d for d in (args.dtypes or default_dtypes("float32", "bfloat16")).split(",") if d]
     libs = [lib for lib in args.libs.split(",") if lib]
     batch_sizes = [int(b) for b in args.batch_size.split(",") if b]
     for name in models:

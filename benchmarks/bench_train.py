@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import matmul_peak
+from machine import default_dtypes, matmul_peak
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 MODELS = ("minilm", "bert-base")
@@ -344,7 +344,7 @@ def cpu_model() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--dtypes", default="fp32,bf16")
+    ap.add_argument("--dtypes", default=None, help="default: fp32, and bf16 on CPUs with native bf16")
     ap.add_argument("--libs", default="kosim,st")
     ap.add_argument("--steps", type=int, default=None, help="timed kosim steps (default 10 minilm, 5 bert-base)")
     ap.add_argument("--st-steps", type=int, default=None, help="timed ST steps (default 3 minilm, 2 bert-base)")
@@ -380,7 +380,7 @@ def main() -> None:
         os.execv(sys.executable, [sys.executable, *sys.argv])
 
     models = [m for m in args.models.split(",") if m]
-    dtypes = [d for d in args.dtypes.split(",") if d]
+    dtypes = [d for d in (args.dtypes or default_dtypes("fp32", "bf16")).split(",") if d]
     libs = [lib for lib in args.libs.split(",") if lib]
     args.variant_paths = {}
     for v in args.variant:

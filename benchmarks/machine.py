@@ -39,3 +39,17 @@ def matmul_peak(
         a @ b
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best, n
+
+
+def default_dtypes(fp32: str, bf16: str) -> str:
+    """The `--dtypes` default: float32, plus bf16 where this CPU runs it natively (AMX / AVX-512 BF16).
+
+    Without native bf16 a bf16 benchmark runs hours in torch's scalar fallback and measures only that; it can
+    still be asked for explicitly.
+    """
+    from kosim.precision import bf16_is_fast
+
+    if bf16_is_fast("cpu"):
+        return f"{fp32},{bf16}"
+    print(f"note: this CPU has no native bf16; measuring {fp32} only (pass --dtypes {fp32},{bf16} to force)")
+    return fp32
