@@ -88,6 +88,26 @@ def test_kosim_save_loads_in_sentence_transformers(kind, request, tmp_path):
     assert np.array_equal(again.encode(TEXTS), ours.encode(TEXTS))
 
 
+@pytest.mark.parametrize("kind", ["bert_dir", "roberta_dir"])
+def test_saved_model_keeps_the_source_pooler_for_transformers(kind, request, tmp_path):
+    # the pooler is unused by sentence embeddings but part of transformers' BertModel / RobertaModel: it is
+    # written back unchanged, so loading the saved model initialises nothing
+    import transformers
+    from safetensors.torch import load_file
+
+    src = request.getfixturevalue(kind)
+    ours = SentenceEncoder.load(src)
+    ours.save(tmp_path / "k")
+    model, info = transformers.AutoModel.from_pretrained(str(tmp_path / "k"), output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    source = transformers.AutoModel.from_pretrained(str(src))
+    for name in ("pooler.dense.weight", "pooler.dense.bias"):
+        assert torch.equal(model.state_dict()[name], source.state_dict()[name]), name
+    saved = load_file(str(tmp_path / "k" / "model.safetensors"))
+    assert {k for k in saved if k.startswith("pooler.")} == {"pooler.dense.weight", "pooler.dense.bias"}
+    assert not any(k.startswith("pooler.") for k in dict(ours.encoder.named_parameters()))  # never trained
+
+
 def test_plain_transformers_checkpoint_gets_mean_pooling(bert_dir):
     ours = SentenceEncoder.load(bert_dir)
     assert ours.pooling.modes == ("mean",)

@@ -212,6 +212,9 @@ class TransformerEncoder(nn.Module):
         self.emb_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.emb_dropout = Dropout(cfg.hidden_dropout_prob)
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_hidden_layers))
+        # Hugging Face weights the encoder does not use (the source checkpoint's pooler), kept to be saved back:
+        # HF name -> float32 CPU tensor; not parameters, so neither trained nor in `state_dict()`
+        self.unused_hf_weights: dict[str, Tensor] = {}
         self.apply(self._init_weights)
 
     @staticmethod

@@ -27,6 +27,7 @@ _IGNORED = re.compile(
     r"^(pooler\.|lm_head\.|cls\.|classifier\.|qa_outputs\.|embeddings\.position_ids$|embeddings\.token_type_ids$)"
 )
 _PREFIXES = ("bert.", "roberta.", "model.")
+_POOLER = "pooler."  # part of transformers' BertModel / RobertaModel, unused by sentence embeddings
 
 # Our module names -> Hugging Face names (per layer `L` and for the embeddings).
 _EMBEDDINGS = {
@@ -157,8 +158,12 @@ def from_hf_state_dict(cfg: EncoderConfig, hf_state: dict[str, Tensor]) -> dict[
 
 
 def to_hf_state_dict(model: TransformerEncoder) -> dict[str, Tensor]:
-    """Our weights under Hugging Face names (fused qkv split back), contiguous and detached for saving."""
-    out: dict[str, Tensor] = {}
+    """Our weights under Hugging Face names (fused qkv split back), contiguous and detached for saving.
+
+    The source checkpoint's pooler (`TransformerEncoder.unused_hf_weights`), which sentence embeddings never use,
+    is written back unchanged, so that transformers loads the saved model without initialising a fresh one.
+    """
+    out: dict[str, Tensor] = {k: v.detach().contiguous().clone() for k, v in model.unused_hf_weights.items()}
     for name, tensor in model.state_dict().items():
         hf = _hf_names(model.config)[name]
         if isinstance(hf, tuple):
@@ -173,9 +178,11 @@ def load_encoder(model_dir: Path, hf_config: dict[str, Any]) -> TransformerEncod
     """Build the encoder from `config.json` and load its weights exactly (float32)."""
     cfg = EncoderConfig.from_hf(hf_config)
     model = TransformerEncoder(cfg)
-    state = from_hf_state_dict(cfg, read_state_dict(model_dir))
+    hf_state = {_normalise_key(k): v for k, v in read_state_dict(model_dir).items()}
+    state = from_hf_state_dict(cfg, hf_state)
     for name, param in model.state_dict().items():
         if state[name].shape != param.shape:
             raise CheckpointError(f"weight {name}: checkpoint shape {tuple(state[name].shape)} != {tuple(param.shape)}")
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    model.unused_hf_weights = {k: v.float() for k, v in hf_state.items() if k.startswith(_POOLER)}
     return model
