@@ -133,8 +133,12 @@ def _normalise_key(key: str) -> str:
     return key
 
 
-def from_hf_state_dict(cfg: EncoderConfig, hf_state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Translate a Hugging Face state dict into ours; every weight must be present and none left over."""
+def from_hf_state_dict(cfg: EncoderConfig, hf_state: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Translate a Hugging Face state dict into ours; every weight must be present and none left over.
+
+    Returns our weights and the checkpoint's pooler (under its unprefixed HF names), which the encoder does not
+    use but saves back.
+    """
     hf_state = {_normalise_key(k): v for k, v in hf_state.items()}
     used: set[str] = set()
     ours: dict[str, Tensor] = {}
@@ -154,7 +158,7 @@ def from_hf_state_dict(cfg: EncoderConfig, hf_state: dict[str, Tensor]) -> dict[
             f"missing {sorted(missing)[:20]}{' ...' if len(missing) > 20 else ''}; "
             f"unexpected {unexpected[:20]}{' ...' if len(unexpected) > 20 else ''}"
         )
-    return ours
+    return ours, {k: v for k, v in hf_state.items() if k.startswith(_POOLER)}
 
 
 def to_hf_state_dict(model: TransformerEncoder) -> dict[str, Tensor]:
@@ -178,11 +182,10 @@ def load_encoder(model_dir: Path, hf_config: dict[str, Any]) -> TransformerEncod
     """Build the encoder from `config.json` and load its weights exactly (float32)."""
     cfg = EncoderConfig.from_hf(hf_config)
     model = TransformerEncoder(cfg)
-    hf_state = {_normalise_key(k): v for k, v in read_state_dict(model_dir).items()}
-    state = from_hf_state_dict(cfg, hf_state)
+    state, pooler = from_hf_state_dict(cfg, read_state_dict(model_dir))
     for name, param in model.state_dict().items():
         if state[name].shape != param.shape:
             raise CheckpointError(f"weight {name}: checkpoint shape {tuple(state[name].shape)} != {tuple(param.shape)}")
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    model.unused_hf_weights = {k: v.float() for k, v in hf_state.items() if k.startswith(_POOLER)}
+    model.unused_hf_weights = {k: v.float() for k, v in pooler.items()}
     return model
