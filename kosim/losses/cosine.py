@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from kosim.losses.mnrl import check_columns, check_labels
+from kosim.losses.checks import check_columns, check_labels, upcast_half
 from kosim.similarity import pairwise_cos_sim
 
 __all__ = ["CosineSimilarityLoss"]
@@ -54,9 +53,7 @@ class CosineSimilarityLoss(nn.Module):
         name = type(self).__name__
         u, v = check_columns(embeddings, name, min_columns=2, max_columns=2)
         labels = check_labels(labels, u.shape[0], name)
-        cosine = pairwise_cos_sim(u, v)
-        if cosine.dtype in (torch.float16, torch.bfloat16):
-            cosine = cosine.float()
+        cosine = upcast_half(pairwise_cos_sim(u, v))  # [batch]
         return self.loss_fct(cosine, labels.to(device=cosine.device, dtype=cosine.dtype))
 
     def config(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kosim.losses.mnrl import check_columns
+from kosim.losses.checks import check_columns
 
 __all__ = ["MatryoshkaLoss"]
 
