@@ -20,7 +20,9 @@ class CoSENTLoss(nn.Module):
     exp(s_i - s_j))``: only the ordering of the labels matters, not their values. Takes exactly two
     ``[batch, dim]`` columns plus ``[batch]`` labels and matches sentence-transformers' ``CoSENTLoss``.
 
-    The pair matrix is ``[batch, batch]``, which is negligible at the batch sizes STS training uses.
+    The pair matrix is ``[batch, batch]``, which is negligible at the batch sizes STS training uses. Because only
+    the order counts, labels on any finite scale work (raw 0-5 KorSTS scores included), so the loss has no
+    ``label_range``.
 
     Args:
         scale: inverse temperature applied to the similarities (20 means temperature 0.05).

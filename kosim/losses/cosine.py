@@ -28,7 +28,14 @@ class CosineSimilarityLoss(nn.Module):
 
     Args:
         loss_fct: regression loss between predicted cosines and labels; ``nn.MSELoss()`` when None.
+
+    Attributes:
+        label_range: ``(-1.0, 1.0)``, the values the regression target can take (a cosine). A label outside it can
+            never be reached, e.g. KorSTS's raw 0-5 scores: scale them to ``[0, 1]`` first. The Trainer warns when a
+            dataset's labels fall outside ``getattr(loss, "label_range", None)``.
     """
+
+    label_range: tuple[float, float] = (-1.0, 1.0)
 
     citation = """@inproceedings{reimers2019sentencebert,
   title     = {Sentence-{BERT}: Sentence Embeddings using {S}iamese {BERT}-Networks},
