@@ -44,8 +44,9 @@ def matmul_peak(
 def default_dtypes(fp32: str, bf16: str) -> str:
     """The `--dtypes` default: float32, plus bf16 where this CPU runs it natively (AMX / AVX-512 BF16).
 
-    Without native bf16 a bf16 benchmark runs hours in torch's scalar fallback and measures only that; it can
-    still be asked for explicitly.
+    The answer is `kosim.precision.bf16_is_fast`, the one training's `bf16="auto"` uses (decided by the CPU's
+    feature flags: AVX-512 alone only emulates bf16). Without native bf16 a bf16 benchmark runs hours in torch's
+    fallback and measures only that; it can still be asked for explicitly.
     """
     from kosim.precision import bf16_is_fast
 

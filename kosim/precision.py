@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Iterable
 
 import torch
 
@@ -23,10 +24,34 @@ def autocast(device: torch.device, dtype: str | torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=torch_dtype)
 
 
-@functools.cache
-def _cpu_has_native_bf16() -> bool:
-    # oneDNN's own check: AVX-512 BF16 / AMX or AVX-NE-CONVERT. Without them (e.g. AMD Zen 3, AVX2 only) a bf16
-    # matmul falls back to a scalar kernel, measured 200-500x slower than float32 (benchmarks/RESULTS.md).
+# Where Linux lists the CPU's feature flags; a module constant so tests can point it at a fake file.
+CPUINFO_PATH = "/proc/cpuinfo"
+
+# x86 feature flags (as /proc/cpuinfo spells them) of instructions that compute with bf16 in hardware: AMX tiles,
+# AVX-512 BF16 dot products, AVX-NE-CONVERT. AVX-512 alone is not enough: oneDNN then *emulates* bf16 (measured on a
+# Xeon with AVX-512 + VNNI but none of these: bf16 matmul 68 GFLOP/s vs float32 293), and AVX2-only CPUs such as
+# AMD Zen 3 fall back to a scalar kernel 200-500x slower than float32 (benchmarks/RESULTS.md).
+NATIVE_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16", "avx_ne_convert"})
+
+
+def cpu_flags(cpuinfo: str) -> frozenset[str] | None:
+    """The feature flags of the first CPU in the text of Linux's ``/proc/cpuinfo`` (its ``flags`` line), or None
+    when there is no such line (not an x86 Linux machine)."""
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() == "flags":
+            return frozenset(value.split())
+    return None
+
+
+def flags_have_native_bf16(flags: Iterable[str]) -> bool:
+    """Whether a CPU with these x86 feature flags computes bf16 in hardware (any of ``NATIVE_BF16_FLAGS``)."""
+    return not NATIVE_BF16_FLAGS.isdisjoint(flags)
+
+
+def _onednn_bf16_supported() -> bool:
+    # oneDNN's own check: whether this torch build can run bf16 kernels at all. It is also true where bf16 is only
+    # emulated, so it is a necessary condition, never a sufficient one.
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     try:
         return bool(check()) if check is not None else False
@@ -34,9 +59,25 @@ def _cpu_has_native_bf16() -> bool:
         return False
 
 
+@functools.cache
+def _cpu_has_native_bf16() -> bool:
+    """Whether this machine's CPU runs bf16 matmuls natively, decided once per process from its feature flags.
+
+    Only x86 Linux lists them (``/proc/cpuinfo``); elsewhere the answer is False, so ``bf16="auto"`` means float32
+    there: never the slow path, and the same choice on every run (a timing probe could flip between runs).
+    """
+    try:
+        with open(CPUINFO_PATH, encoding="utf-8", errors="replace") as f:
+            flags = cpu_flags(f.read())
+    except OSError:
+        return False
+    return flags is not None and flags_have_native_bf16(flags) and _onednn_bf16_supported()
+
+
 def bf16_is_fast(device: torch.device | str) -> bool:
     """Whether bf16 matmuls run natively (faster than float32) on `device`: CUDA with bf16 support, or a CPU
-    with AVX-512 BF16 / AMX."""
+    with AMX / AVX-512 BF16 / AVX-NE-CONVERT (not AVX-512 alone, which only emulates bf16). The one answer for
+    training's `bf16="auto"` and the benchmarks' default dtypes."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -52,4 +93,12 @@ def resolve_bf16(value: bool | str, device: torch.device | str) -> bool:
     return bool(value)
 
 
-__all__ = ["DTYPES", "autocast", "bf16_is_fast", "resolve_bf16"]
+__all__ = [
+    "DTYPES",
+    "NATIVE_BF16_FLAGS",
+    "autocast",
+    "bf16_is_fast",
+    "cpu_flags",
+    "flags_have_native_bf16",
+    "resolve_bf16",
+]

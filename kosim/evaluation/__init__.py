@@ -1,7 +1,8 @@
 """Evaluators: callables ``evaluator(model) -> dict[str, float]`` over any object with ``encode(texts, batch_size)``.
 
-Each evaluator exposes ``name`` and ``primary_metric`` (a key of the returned dict), with sentence-transformers'
-metric names so results are comparable across the two libraries.
+Each evaluator exposes ``name``, ``primary_metric`` (a key of the returned dict) and ``metric_keys`` (every key it
+returns, in order), with sentence-transformers' metric names so results are comparable across the two libraries.
+The input checks and helpers they share live in ``kosim.evaluation.common``.
 """
 
 from __future__ import annotations

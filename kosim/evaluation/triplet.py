@@ -6,7 +6,14 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kosim.evaluation.similarity import _check_batch_size, _check_texts, encode_unique, resolve_similarity_fns
+from kosim.evaluation.common import (
+    check_batch_size,
+    check_texts,
+    encode_columns,
+    metric_key,
+    resolve_main_similarity,
+    resolve_similarity_fns,
+)
 from kosim.similarity import PAIRWISE_FUNCTIONS, resolve_similarity
 
 __all__ = ["TripletEvaluator"]
@@ -29,6 +36,10 @@ class TripletEvaluator:
             for names it leaves out).
         main_similarity: similarity whose accuracy is the primary metric; ``"cosine"`` when computed, else the
             first of ``similarity_fns``.
+
+    Attributes:
+        primary_metric: the key of the headline number, e.g. ``"nli_cosine_accuracy"``.
+        metric_keys: every key a call returns, in the order it returns them.
     """
 
     def __init__(
@@ -43,9 +54,9 @@ class TripletEvaluator:
         margin: float | Mapping[str, float] = 0.0,
         main_similarity: str | None = None,
     ) -> None:
-        self.anchors = _check_texts(anchors, "anchors")
-        self.positives = _check_texts(positives, "positives")
-        self.negatives = _check_texts(negatives, "negatives")
+        self.anchors = check_texts(anchors, "anchors")
+        self.positives = check_texts(positives, "positives")
+        self.negatives = check_texts(negatives, "negatives")
         if not len(self.anchors) == len(self.positives) == len(self.negatives):
             raise ValueError(
                 "anchors, positives and negatives must have the same length, got "
@@ -53,7 +64,7 @@ class TripletEvaluator:
             )
         if not self.anchors:
             raise ValueError("need at least one triplet")
-        self.batch_size = _check_batch_size(batch_size)
+        self.batch_size = check_batch_size(batch_size)
         self.name = name
         self.similarity_fns = resolve_similarity_fns(similarity_fns)
         self.show_progress_bar = show_progress_bar
@@ -65,27 +76,22 @@ class TripletEvaluator:
             if not math.isfinite(value):
                 raise ValueError(f"margin for {key!r} must be finite, got {value}")
         self.margin = {fn: margins.get(fn, 0.0) for fn in self.similarity_fns}
-        if main_similarity is None:
-            main = "cosine" if "cosine" in self.similarity_fns else self.similarity_fns[0]
-        else:
-            main = resolve_similarity(main_similarity)
-            if main not in self.similarity_fns:
-                raise ValueError(f"main_similarity {main!r} is not among similarity_fns {self.similarity_fns}")
-        self.main_similarity = main
-        self.primary_metric = self._key(f"{main}_accuracy")
+        self.main_similarity = resolve_main_similarity(main_similarity, self.similarity_fns)
+        self.primary_metric = metric_key(name, f"{self.main_similarity}_accuracy")
 
-    def _key(self, metric: str) -> str:
-        return f"{self.name}_{metric}" if self.name else metric
+    @property
+    def metric_keys(self) -> list[str]:
+        """The keys of the dict a call returns, in its order (for model cards and loggers)."""
+        metrics = [f"{fn}_accuracy" for fn in self.similarity_fns]
+        if len(self.similarity_fns) > 1:
+            metrics.append("max_accuracy")
+        return [metric_key(self.name, metric) for metric in metrics]
 
     def __call__(self, model: Any) -> dict[str, float]:
         """Encode the distinct texts with ``model.encode`` and return one accuracy per similarity function."""
-        unique, embeddings = encode_unique(
-            model, self.anchors + self.positives + self.negatives, self.batch_size, self.show_progress_bar
+        anchors, positives, negatives = encode_columns(  # [n, dim] each
+            model, [self.anchors, self.positives, self.negatives], self.batch_size, self.show_progress_bar
         )
-        position = {text: i for i, text in enumerate(unique)}
-        anchors = embeddings[[position[t] for t in self.anchors]]  # [n, dim]
-        positives = embeddings[[position[t] for t in self.positives]]  # [n, dim]
-        negatives = embeddings[[position[t] for t in self.negatives]]  # [n, dim]
 
         metrics: dict[str, float] = {}
         for fn in self.similarity_fns:
@@ -94,7 +100,7 @@ class TripletEvaluator:
             metrics[f"{fn}_accuracy"] = int(correct.sum()) / correct.numel()
         if len(self.similarity_fns) > 1:
             metrics["max_accuracy"] = max(metrics.values())
-        return {self._key(key): value for key, value in metrics.items()}
+        return {metric_key(self.name, key): value for key, value in metrics.items()}
 
     def __repr__(self) -> str:
         return (

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from kosim.losses.mnrl import check_columns, check_labels
+from kosim.losses.checks import check_columns, check_labels, check_scale, upcast_half
 from kosim.similarity import PAIRWISE_FUNCTIONS, resolve_similarity
 
 __all__ = ["CoSENTLoss"]
@@ -20,7 +20,9 @@ class CoSENTLoss(nn.Module):
     exp(s_i - s_j))``: only the ordering of the labels matters, not their values. Takes exactly two
     ``[batch, dim]`` columns plus ``[batch]`` labels and matches sentence-transformers' ``CoSENTLoss``.
 
-    The pair matrix is ``[batch, batch]``, which is negligible at the batch sizes STS training uses.
+    The pair matrix is ``[batch, batch]``, which is negligible at the batch sizes STS training uses. Because only
+    the order counts, labels on any finite scale work (raw 0-5 KorSTS scores included), so the loss has no
+    ``label_range``.
 
     Args:
         scale: inverse temperature applied to the similarities (20 means temperature 0.05).
@@ -37,9 +39,7 @@ class CoSENTLoss(nn.Module):
 
     def __init__(self, scale: float = 20.0, similarity: str = "cosine") -> None:
         super().__init__()
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-            raise ValueError(f"scale must be a positive number, got {scale!r}")
-        self.scale = float(scale)
+        self.scale = check_scale(scale)
         self.similarity = resolve_similarity(similarity)
         self.similarity_fct = PAIRWISE_FUNCTIONS[self.similarity]
 
@@ -53,10 +53,7 @@ class CoSENTLoss(nn.Module):
         name = type(self).__name__
         u, v = check_columns(embeddings, name, min_columns=2, max_columns=2)
         labels = check_labels(labels, u.shape[0], name).to(u.device)
-        scores = self.similarity_fct(u, v)  # [batch]
-        if scores.dtype in (torch.float16, torch.bfloat16):
-            scores = scores.float()
-        scores = scores * self.scale
+        scores = upcast_half(self.similarity_fct(u, v)) * self.scale  # [batch]
         # Pairs (i, j) with label_i < label_j contribute exp(s_i - s_j). Factor each row as
         # s_i + log(sum_j exp(-s_j)) over the j ranked above i; rows with no such j become -inf.
         ranked_above = labels.unsqueeze(1) < labels.unsqueeze(0)  # [batch, batch], [i, j]: label_i < label_j

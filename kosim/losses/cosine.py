@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from kosim.losses.mnrl import check_columns, check_labels
+from kosim.losses.checks import check_columns, check_labels, upcast_half
 from kosim.similarity import pairwise_cos_sim
 
 __all__ = ["CosineSimilarityLoss"]
@@ -29,7 +28,14 @@ class CosineSimilarityLoss(nn.Module):
 
     Args:
         loss_fct: regression loss between predicted cosines and labels; ``nn.MSELoss()`` when None.
+
+    Attributes:
+        label_range: ``(-1.0, 1.0)``, the values the regression target can take (a cosine). A label outside it can
+            never be reached, e.g. KorSTS's raw 0-5 scores: scale them to ``[0, 1]`` first. The Trainer warns when a
+            dataset's labels fall outside ``getattr(loss, "label_range", None)``.
     """
+
+    label_range: tuple[float, float] = (-1.0, 1.0)
 
     citation = """@inproceedings{reimers2019sentencebert,
   title     = {Sentence-{BERT}: Sentence Embeddings using {S}iamese {BERT}-Networks},
@@ -54,9 +60,7 @@ class CosineSimilarityLoss(nn.Module):
         name = type(self).__name__
         u, v = check_columns(embeddings, name, min_columns=2, max_columns=2)
         labels = check_labels(labels, u.shape[0], name)
-        cosine = pairwise_cos_sim(u, v)
-        if cosine.dtype in (torch.float16, torch.bfloat16):
-            cosine = cosine.float()
+        cosine = upcast_half(pairwise_cos_sim(u, v))  # [batch]
         return self.loss_fct(cosine, labels.to(device=cosine.device, dtype=cosine.dtype))
 
     def config(self) -> dict[str, Any]:

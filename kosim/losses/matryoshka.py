@@ -10,7 +10,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kosim.losses.mnrl import check_columns
+from kosim.losses.checks import check_columns
 
 __all__ = ["MatryoshkaLoss"]
 
@@ -31,6 +31,10 @@ class MatryoshkaLoss(nn.Module):
         normalize: L2-normalise each truncated embedding before the inner loss, as sentence-transformers'
             ``MatryoshkaLoss`` does. This changes nothing for cosine-based inner losses, but matters for dot-product
             or distance similarities. Set False to feed the raw prefixes ``e[..., :d]``.
+
+    Attributes:
+        label_range: the inner loss's ``label_range`` (e.g. ``(-1.0, 1.0)`` around a ``CosineSimilarityLoss``), or
+            None when the inner loss puts no bound on its labels.
     """
 
     citation = """@inproceedings{kusupati2022matryoshka,
@@ -76,6 +80,11 @@ class MatryoshkaLoss(nn.Module):
         self.weights: tuple[float, ...] = tuple(float(w) for _, w in pairs)
         self.n_dims_per_step = n_dims_per_step
         self.normalize = bool(normalize)
+
+    @property
+    def label_range(self) -> tuple[float, float] | None:
+        """The inner loss's ``label_range`` (the labels reach it unchanged), or None when it has none."""
+        return getattr(self.loss, "label_range", None)
 
     def _truncate(self, embedding: Tensor, dim: int) -> Tensor:
         prefix = embedding[..., :dim]

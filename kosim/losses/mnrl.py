@@ -1,8 +1,8 @@
-"""Multiple negatives ranking loss (in-batch negatives / InfoNCE), plus the input checks shared by all losses.
+"""Multiple negatives ranking loss (in-batch negatives / InfoNCE) and its false-negative mask.
 
-Every kosim loss is a function of embeddings: it receives one ``[batch, dim]`` tensor per data column and never
-touches a model. That keeps losses trivially composable with gradient caching, Matryoshka truncation and
-cross-process gathering, which all just hand different embedding tensors to the same loss.
+Like every kosim loss it is a function of embeddings, never of a model: that keeps it composable with gradient
+caching, Matryoshka truncation and cross-process gathering, which all just hand it different embedding tensors.
+The input checks it shares with the other losses live in ``kosim.losses.checks``.
 """
 
 from __future__ import annotations
@@ -13,86 +13,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from kosim.losses.checks import check_columns, check_labels, check_scale, upcast_half
 from kosim.similarity import SIMILARITY_FUNCTIONS, resolve_similarity
 
+# check_columns / check_labels stay importable from here (their home before kosim.losses.checks).
 __all__ = [
     "MultipleNegativesRankingLoss",
     "check_columns",
     "check_labels",
     "false_negative_mask",
 ]
-
-
-def check_columns(
-    embeddings: Sequence[Tensor],
-    loss_name: str,
-    min_columns: int,
-    max_columns: int | None = None,
-) -> list[Tensor]:
-    """Validate the per-column embeddings handed to a loss and return them as a list.
-
-    Each column must be a 2-D ``[batch, dim]`` floating tensor; all columns must share the batch size and the
-    embedding width. Errors name the offending column so that a mis-built collator is easy to find.
-    """
-    if isinstance(embeddings, Tensor) or not isinstance(embeddings, Sequence):
-        raise TypeError(
-            f"{loss_name} expects a list of [batch, dim] tensors (one per data column), got {type(embeddings).__name__}"
-        )
-    columns = list(embeddings)
-    n = len(columns)
-    if max_columns is not None and min_columns == max_columns and n != min_columns:
-        raise ValueError(f"{loss_name} needs exactly {min_columns} embedding columns, got {n}")
-    if n < min_columns:
-        raise ValueError(f"{loss_name} needs at least {min_columns} embedding columns, got {n}")
-    if max_columns is not None and n > max_columns:
-        raise ValueError(f"{loss_name} accepts at most {max_columns} embedding columns, got {n}")
-    for i, column in enumerate(columns):
-        if not isinstance(column, Tensor):
-            raise TypeError(f"{loss_name}: embedding column {i} is a {type(column).__name__}, not a tensor")
-        if column.dim() != 2:
-            raise ValueError(
-                f"{loss_name}: embedding column {i} must have shape [batch, dim], got {tuple(column.shape)}"
-            )
-        if not column.is_floating_point():
-            raise TypeError(f"{loss_name}: embedding column {i} must be floating point, got {column.dtype}")
-    batch, dim = columns[0].shape
-    for i, column in enumerate(columns[1:], start=1):
-        if column.shape[0] != batch:
-            raise ValueError(
-                f"{loss_name}: embedding column {i} has batch size {column.shape[0]}, but column 0 has {batch}"
-            )
-        if column.shape[1] != dim:
-            raise ValueError(
-                f"{loss_name}: embedding column {i} has embedding dim {column.shape[1]}, but column 0 has {dim}"
-            )
-    if batch == 0:
-        raise ValueError(f"{loss_name}: got an empty batch (batch size 0)")
-    return columns
-
-
-def check_labels(labels: Tensor | None, batch_size: int, loss_name: str) -> Tensor:
-    """Validate a per-example label tensor and return it flattened to ``[batch]``.
-
-    Accepts ``[batch]`` or ``[batch, 1]``. Non-finite labels are rejected with the index of the first bad one,
-    because a single NaN label silently turns the whole loss (and every gradient) into NaN.
-    """
-    if labels is None:
-        raise ValueError(f"{loss_name} needs labels (one float per example), got None")
-    if not isinstance(labels, Tensor):
-        labels = torch.as_tensor(labels)
-    if labels.numel() != batch_size:
-        raise ValueError(
-            f"{loss_name} needs {batch_size} labels (one per example), got {labels.numel()} with shape "
-            f"{tuple(labels.shape)}"
-        )
-    labels = labels.reshape(-1)
-    if not labels.is_floating_point():
-        labels = labels.float()
-    finite = torch.isfinite(labels)
-    if not bool(finite.all()):
-        bad = int((~finite).nonzero()[0, 0])
-        raise ValueError(f"{loss_name}: label at index {bad} is not finite ({labels[bad].item()})")
-    return labels
 
 
 def false_negative_mask(anchor_positive_ids: Tensor, candidate_ids: Tensor, positive_index: Tensor) -> Tensor:
@@ -173,9 +103,7 @@ class MultipleNegativesRankingLoss(nn.Module):
         mask_false_negatives: bool = False,
     ) -> None:
         super().__init__()
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-            raise ValueError(f"scale must be a positive number, got {scale!r}")
-        self.scale = float(scale)
+        self.scale = check_scale(scale)
         self.similarity = resolve_similarity(similarity)
         self.similarity_fct = SIMILARITY_FUNCTIONS[self.similarity]
         self.symmetric = bool(symmetric)
@@ -197,9 +125,7 @@ class MultipleNegativesRankingLoss(nn.Module):
         anchors = columns[0]
         batch = anchors.shape[0]
         candidates = torch.cat(columns[1:], dim=0)  # [batch * (k - 1), dim]
-        similarities = self.similarity_fct(anchors, candidates)  # [batch, batch * (k - 1)]
-        if similarities.dtype in (torch.float16, torch.bfloat16):
-            similarities = similarities.float()  # the softmax needs more precision than half types give
+        similarities = upcast_half(self.similarity_fct(anchors, candidates))  # [batch, batch * (k - 1)]
         logits = similarities * self.scale
         target = torch.arange(batch, device=anchors.device)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +11,7 @@ from kosim.losses.cosent import CoSENTLoss
 from kosim.losses.cosine import CosineSimilarityLoss
 from kosim.losses.matryoshka import MatryoshkaLoss
 from kosim.losses.mnrl import MultipleNegativesRankingLoss
+from kosim.utils.suggest import did_you_mean
 
 __all__ = ["LOSSES", "build_loss"]
 
@@ -38,10 +38,10 @@ def _lookup(name: str) -> type[nn.Module]:
     lowered = {key.lower(): cls for key, cls in LOSSES.items()}
     if name.lower() in lowered:
         return lowered[name.lower()]
-    suggestion = difflib.get_close_matches(name, list(LOSSES), n=1, cutoff=0.5)
-    if not suggestion:
-        suggestion = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.5)
-    hint = f" Did you mean {suggestion[0]!r}?" if suggestion else ""
+    # The shared "; did you mean 'x'?" hint, written as its own sentence here (the message has always read
+    # "unknown loss 'x'. Did you mean 'y'? Known losses: [...]").
+    hint = did_you_mean(name, LOSSES, cutoff=0.5).removeprefix("; did")
+    hint = f" Did{hint}" if hint else ""
     raise ValueError(f"unknown loss {name!r}.{hint} Known losses: {sorted(LOSSES)}")
 
 

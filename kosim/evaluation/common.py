@@ -1,0 +1,123 @@
+"""What every evaluator shares: input checks, similarity names, metric keys, and encoding each distinct text once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from kosim.similarity import resolve_similarity
+
+__all__ = [
+    "ALL_SIMILARITIES",
+    "check_batch_size",
+    "check_texts",
+    "encode_columns",
+    "encode_unique",
+    "metric_key",
+    "resolve_main_similarity",
+    "resolve_similarity_fns",
+]
+
+# Report order, the same as sentence-transformers' list of names.
+ALL_SIMILARITIES: tuple[str, ...] = ("cosine", "euclidean", "manhattan", "dot")
+
+
+def check_texts(texts: Sequence[str], what: str) -> list[str]:
+    """``texts`` as a list, refusing any entry that is not a str with its index named (``"anchors[3] must be..."``)."""
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{what}[{i}] must be a str, got {type(text).__name__}")
+    return texts
+
+
+def check_batch_size(batch_size: int) -> int:
+    """The ``model.encode`` batch size, refusing a bool, a non-int or a value below 1."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    return batch_size
+
+
+def resolve_similarity_fns(similarity_fns: Sequence[str] | str | None) -> list[str]:
+    """Canonical, de-duplicated similarity names in the given order; all four when None."""
+    if similarity_fns is None:
+        return list(ALL_SIMILARITIES)
+    if isinstance(similarity_fns, str):
+        similarity_fns = [similarity_fns]
+    names: list[str] = []
+    for fn in similarity_fns:
+        canonical = resolve_similarity(fn)
+        if canonical not in names:
+            names.append(canonical)
+    if not names:
+        raise ValueError("similarity_fns must name at least one similarity function")
+    return names
+
+
+def resolve_main_similarity(main_similarity: str | None, similarity_fns: list[str]) -> str:
+    """The similarity behind the primary metric: ``main_similarity`` (which must be computed), else ``"cosine"``
+    when it is among ``similarity_fns``, else the first of them."""
+    if main_similarity is None:
+        return "cosine" if "cosine" in similarity_fns else similarity_fns[0]
+    main = resolve_similarity(main_similarity)
+    if main not in similarity_fns:
+        raise ValueError(f"main_similarity {main!r} is not among similarity_fns {similarity_fns}")
+    return main
+
+
+def metric_key(name: str, metric: str) -> str:
+    """A result key as sentence-transformers writes it: ``"{name}_{metric}"``, or just ``metric`` without a name."""
+    return f"{name}_{metric}" if name else metric
+
+
+def _to_float_tensor(embeddings: Any) -> Tensor:
+    if isinstance(embeddings, Tensor):
+        tensor = embeddings.detach().cpu()
+    else:
+        tensor = torch.as_tensor(np.asarray(embeddings))
+    if not tensor.is_floating_point() or tensor.dtype in (torch.float16, torch.bfloat16):
+        tensor = tensor.float()
+    return tensor
+
+
+def encode_unique(
+    model: Any,
+    texts: list[str],
+    batch_size: int,
+    show_progress_bar: bool | None = None,
+) -> tuple[list[str], Tensor]:
+    """Encode each distinct text once with ``model.encode`` and return ``(unique_texts, embeddings [n_unique, dim])``.
+
+    Evaluation sets repeat sentences a lot (KorSTS, NLI triplets), so encoding the union once saves time and makes a
+    sentence's embedding identical wherever it appears. ``show_progress_bar`` is only forwarded when not None, so any
+    object with ``encode(texts, batch_size=...)`` works as a model.
+    """
+    unique = list(dict.fromkeys(texts))
+    kwargs: dict[str, Any] = {"batch_size": batch_size}
+    if show_progress_bar is not None:
+        kwargs["show_progress_bar"] = show_progress_bar
+    embeddings = _to_float_tensor(model.encode(unique, **kwargs))
+    if embeddings.dim() != 2 or embeddings.shape[0] != len(unique):
+        raise ValueError(
+            f"model.encode returned shape {tuple(embeddings.shape)} for {len(unique)} texts; "
+            f"expected [{len(unique)}, dim]"
+        )
+    return unique, embeddings
+
+
+def encode_columns(
+    model: Any,
+    columns: Sequence[list[str]],
+    batch_size: int,
+    show_progress_bar: bool | None = None,
+) -> list[Tensor]:
+    """One ``[n, dim]`` embedding tensor per column of ``n`` texts, with every distinct text encoded once."""
+    unique, embeddings = encode_unique(
+        model, [text for column in columns for text in column], batch_size, show_progress_bar
+    )
+    position = {text: i for i, text in enumerate(unique)}
+    return [embeddings[[position[text] for text in column]] for column in columns]  # each [n, dim]
