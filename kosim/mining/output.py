@@ -102,15 +102,15 @@ def _labeled_pairs(pairs, pair_scores, neg_index, neg_scores, valid, output_scor
 
 def to_column_dataset(columns: dict[str, list], label: str | None = None, name: str = "mined"):
     """A kosim :class:`~kosim.data.ColumnDataset` of the mined text columns, with ``label`` (a numeric column such
-    as ``"label"`` or ``"score"``) as its labels. The list columns of ``labeled-list`` and ``scores`` have no place
-    in a ColumnDataset: keep the dict (or the JSONL file) for those."""
+    as ``"label"`` or ``"score"``) as its labels. A ``scores`` list column is left out (it has no place in a
+    ColumnDataset: keep the dict or the JSONL file for it); ``labeled-list`` rows cannot become one at all."""
     from kosim.data import ColumnDataset
 
-    texts = {k: v for k, v in columns.items() if k != label and (not v or isinstance(v[0], str))}
-    if any(v and isinstance(v[0], list) for k, v in columns.items() if k in texts or k == label):
+    if any(v and isinstance(v[0], list) and v[0] and isinstance(v[0][0], str) for v in columns.values()):
         raise ValueError("labeled-list rows hold lists of documents: they cannot become a ColumnDataset")
     if label is not None and label not in columns:
         raise KeyError(f"label {label!r} is not a mined column {list(columns)}")
+    texts = {k: v for k, v in columns.items() if k != label and v and isinstance(v[0], str)}
     labels = None if label is None else np.asarray(columns[label], dtype=np.float64)
     return ColumnDataset(texts, labels, name=name)
 
