@@ -5,7 +5,44 @@ The options and the output are those of sentence-transformers' ``mine_hard_negat
 same). The work is kosim's: every distinct text is encoded once (into an on-disk cache with ``cache_dir``, so a
 killed run resumes without re-encoding), the search is exact and chunked (:func:`kosim.search.topk_search`, never a
 queries x corpus matrix), and the filters run on ``[queries, window]`` arrays.
-"""
+
+Options:
+
+    dataset: a :class:`~kosim.data.ColumnDataset` or a ``{column: texts}`` dict of (anchor, positive) rows.
+        Rows sharing an anchor are one query with several positives, none of which is its negative.
+    model: a :class:`~kosim.model.SentenceEncoder` (its ``"query"`` / ``"document"`` prompts apply unless
+        overridden). Candidates are ranked by cosine similarity of its normalised embeddings.
+    anchor_column_name, positive_column_name: default to the first and second column.
+    corpus: extra candidate texts; the positives are always candidates too. Duplicates count once.
+    cross_encoder, use_faiss: not supported (a NotImplementedError says so): kosim's exact chunked search
+        needs no FAISS, and rescoring with a cross-encoder is not implemented yet.
+    range_min, range_max: keep the surviving candidates ranked ``range_min .. range_max - 1``; ``range_max``
+        defaults to ``range_min + num_negatives (x 10 with a margin or max_score) + max rows per anchor``.
+    max_score, min_score: drop candidates scoring above / below.
+    absolute_margin: drop candidates with ``score + margin > hardest positive score``.
+    relative_margin: drop candidates with ``score > positive - |positive| * margin`` (positive-aware mining,
+        NV-Retriever). Their best setting, "TopK-PercPos (95%)", is ``relative_margin=0.05`` with
+        ``sampling_strategy="top"`` and ``num_negatives`` of 10 or less.
+    num_negatives: negatives per anchor.
+    sampling_strategy: ``"top"`` (the best survivors) or ``"random"`` (drawn among them with ``seed``).
+    query_prompt(_name), corpus_prompt(_name): prompt text, or a name in ``model.prompts``, for each side.
+    include_positives: keep the positives as candidates (a full ranking, e.g. for reranker evaluation); the
+        output is then ``"n-tuple"``.
+    output_format: ``"triplet"`` (default), ``"n-tuple"``, ``"labeled-pair"`` or ``"labeled-list"`` (see
+        :mod:`kosim.mining.output`); ``output_scores`` adds the scores (the teacher scores of MarginMSE).
+    batch_size, dtype: for encoding. verbose: log what was filtered and why on stderr.
+    cache_dir: keep the embeddings there and reuse them when model, texts and prompt match.
+    query_chunk_size, corpus_chunk_size: the search's block sizes (memory per block: their product in scores).
+    progress: tqdm bars on stderr (default: when ``verbose``).
+
+Where kosim differs from sentence-transformers, on purpose: an unknown column or prompt name is an error (not a
+silent fallback to the first column); ``include_positives`` with an output format other than ``"n-tuple"`` is an
+error (not a warning and a switch); the deprecated ``as_triplets`` and ``margin`` are not accepted, nor
+``faiss_batch_size`` / ``use_multi_process`` (``query_chunk_size`` sizes the search); the cache option is
+``cache_dir`` (checked against a manifest, resumable); ``sampling_strategy="random"`` draws from its own seeded
+generator (the same filters and window, not the same draws); the summary counts each removed candidate once, under
+the first filter that removed it; models whose similarity is not cosine or dot (on normalised embeddings the two
+agree) are refused, as a euclidean or manhattan model would score candidates by distance there."""
 
 from __future__ import annotations
 
@@ -63,41 +100,16 @@ def mine_hard_negatives(
     corpus_chunk_size: int = 50_000,
     progress: bool | None = None,
 ) -> dict[str, list]:
-    """Mine hard negatives for the (anchor, positive) pairs of ``dataset``; the output columns as a dict of lists.
+    """Mine hard negatives for the (anchor, positive) pairs of ``dataset``: the output columns as a dict of lists.
 
-    Args:
-        dataset: a :class:`~kosim.data.ColumnDataset` or a ``{column: texts}`` dict of (anchor, positive) rows.
-            Rows sharing an anchor are one query with several positives, none of which is its negative.
-        model: a :class:`~kosim.model.SentenceEncoder` (its ``"query"`` / ``"document"`` prompts apply unless
-            overridden). Candidates are ranked by cosine similarity of its normalised embeddings.
-        anchor_column_name, positive_column_name: default to the first and second column.
-        corpus: extra candidate texts; the positives are always candidates too. Duplicates count once.
-        cross_encoder, use_faiss: not supported (a NotImplementedError says so): kosim's exact chunked search
-            needs no FAISS, and rescoring with a cross-encoder is not implemented yet.
-        range_min, range_max: keep the surviving candidates ranked ``range_min .. range_max - 1``; ``range_max``
-            defaults to ``range_min + num_negatives (x 10 with a margin or max_score) + max rows per anchor``.
-        max_score, min_score: drop candidates scoring above / below.
-        absolute_margin: drop candidates with ``score + margin > hardest positive score``.
-        relative_margin: drop candidates with ``score > positive - |positive| * margin`` (positive-aware mining,
-            NV-Retriever). Their best setting, "TopK-PercPos (95%)", is ``relative_margin=0.05`` with
-            ``sampling_strategy="top"`` and ``num_negatives`` of 10 or less.
-        num_negatives: negatives per anchor.
-        sampling_strategy: ``"top"`` (the best survivors) or ``"random"`` (drawn among them with ``seed``).
-        query_prompt(_name), corpus_prompt(_name): prompt text, or a name in ``model.prompts``, for each side.
-        include_positives: keep the positives as candidates (a full ranking, e.g. for reranker evaluation); the
-            output is then ``"n-tuple"``.
-        output_format: ``"triplet"`` (default), ``"n-tuple"``, ``"labeled-pair"`` or ``"labeled-list"`` (see
-            :mod:`kosim.mining.output`); ``output_scores`` adds the scores (the teacher scores of MarginMSE).
-        batch_size, dtype: for encoding. verbose: log what was filtered and why on stderr.
-        cache_dir: keep the embeddings there and reuse them when model, texts and prompt match.
-        query_chunk_size, corpus_chunk_size: the search's block sizes (memory per block: their product in scores).
-        progress: tqdm bars on stderr (default: when ``verbose``).
-
-    Returns:
-        ``{column: values}`` in the chosen format, e.g. ``{"anchor": [...], "positive": [...], "negative": [...]}``;
-        :func:`~kosim.mining.to_column_dataset` makes it a ColumnDataset, :func:`~kosim.mining.write_mined` a file.
+    ``{column: values}`` in the chosen format, e.g. ``{"anchor": [...], "positive": [...], "negative": [...]}``;
+    :func:`~kosim.mining.to_column_dataset` makes it a ColumnDataset, :func:`~kosim.mining.write_mined` a file
+    that ``kosim train`` reads. The options are described in this module's docstring.
     """
     output_format = _check_options(**{k: v for k, v in locals().items() if k not in ("dataset", "model", "corpus")})
+    similarity = getattr(model, "similarity_fn_name", "cosine")
+    if similarity not in ("cosine", "dot"):
+        raise ValueError(f"model.similarity_fn_name is {similarity!r}: mining ranks by cosine (or dot) similarity only")
     log = default_log if verbose else None
     progress = verbose if progress is None else progress
     pairs = collect_pairs(dataset, anchor_column_name, positive_column_name, corpus)

@@ -89,6 +89,13 @@ def test_bad_options_raise_naming_them(data, kwargs, error, match):
         mine_hard_negatives(data, HashEncoder({"query": "q: "}), verbose=False, **kwargs)
 
 
+def test_distance_models_are_refused(data):
+    model = HashEncoder()
+    model.similarity_fn_name = "euclidean"
+    with pytest.raises(ValueError, match="euclidean"):
+        mine_hard_negatives(data, model, verbose=False)
+
+
 def test_bad_datasets_raise():
     with pytest.raises(ValueError, match="empty"):
         mine_hard_negatives({"a": [], "b": []}, HashEncoder(), verbose=False)
