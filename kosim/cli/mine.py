@@ -91,7 +91,10 @@ def _read_pairs(args: argparse.Namespace):
     reader = {".tsv": ColumnDataset.from_tsv, ".csv": ColumnDataset.from_csv, ".jsonl": ColumnDataset.from_jsonl}
     data = reader[suffix](args.input, columns=named if len(named) == 2 else None)
     if len(named) == 1 and named[0] not in data.column_names:
-        data.column(named[0])  # the KeyError names the columns
+        from kosim.utils.suggest import did_you_mean
+
+        hint = did_you_mean(named[0], data.column_names)
+        raise UsageError(f"--input {args.input} has no column {named[0]!r}; columns: {data.column_names}{hint}")
     return data
 
 

@@ -226,8 +226,8 @@ def test_cli_errors_are_usage_errors(tmp_path, bert_dir):
         _cli(base + ["--output", str(tmp_path / "x.csv")])
     with pytest.raises(UsageError, match="range_min"):
         _cli(base + ["--output", str(tmp_path / "x.tsv"), "--range-min", "9", "--range-max", "3"])
-    with pytest.raises(KeyError):
-        _cli(base + ["--output", str(tmp_path / "x.tsv"), "--anchor-column", "q"])
+    with pytest.raises(UsageError, match="did you mean 'a'"):
+        _cli(base + ["--output", str(tmp_path / "x.tsv"), "--anchor-column", "aa"])
 
 
 def test_search_runs_on_the_model_device(data, monkeypatch):
