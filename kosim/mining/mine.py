@@ -14,7 +14,7 @@ Options:
         overridden). Candidates are ranked by cosine similarity of its normalised embeddings.
     anchor_column_name, positive_column_name: default to the first and second column.
     corpus: extra candidate texts; the positives are always candidates too. Duplicates count once.
-    cross_encoder, use_faiss: not supported (a NotImplementedError says so): kosim's exact chunked search
+    cross_encoder, use_faiss: not supported (a ValueError names them): kosim's exact chunked search
         needs no FAISS, and rescoring with a cross-encoder is not implemented yet.
     range_min, range_max: keep the surviving candidates ranked ``range_min .. range_max - 1``; ``range_max``
         defaults to ``range_min + num_negatives (x 10 with a margin or max_score) + max rows per anchor``.
@@ -145,9 +145,9 @@ def mine_hard_negatives(
 def _check_options(**o: Any) -> str:
     """Validate the options early (each error names the option); the output format to use."""
     if o["cross_encoder"] is not None:
-        raise NotImplementedError("cross_encoder: rescoring candidates with a cross-encoder is not supported yet")
+        raise ValueError("cross_encoder: rescoring candidates with a cross-encoder is not supported yet")
     if o["use_faiss"]:
-        raise NotImplementedError("use_faiss: kosim searches exactly in bounded memory without FAISS; drop the option")
+        raise ValueError("use_faiss: kosim searches exactly in bounded memory without FAISS; drop the option")
     for name in ("range_min", "num_negatives", "batch_size", "query_chunk_size", "corpus_chunk_size", "seed"):
         if isinstance(o[name], bool) or not isinstance(o[name], int):
             raise TypeError(f"{name} must be an int, got {o[name]!r}")
