@@ -62,6 +62,21 @@ def same_vocab_guide(tmp_path_factory, bert_dir):
     return out
 
 
+def _load_both(path):
+    return _st_model(path, torch.float64), SentenceEncoder.load(path).eval().double()
+
+
+@pytest.fixture(scope="module")
+def tiny(bert_dir, same_vocab_guide):
+    """Student and same-vocabulary guide, each in sentence-transformers and kosim, float64, eval mode (no dropout)."""
+    return _load_both(bert_dir), _load_both(same_vocab_guide)
+
+
+@pytest.fixture(scope="module")
+def real(minilm):
+    return _load_both(minilm)
+
+
 def _texts(rows, n_columns):
     return [[row[c] for row in rows] for c in range(n_columns)]
 
@@ -145,65 +160,51 @@ def _assert_masking_matters(columns_st, student, guide, config):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _check_against_st(student, guide, columns, cached=None, retokenize=None, **config):
+    """kosim (guide table from the guide's own forward) against sentence-transformers, float64, within 1e-6."""
+    (st_student, kosim_student), (st_guide, kosim_guide) = student, guide
+    value, grads, retokenized = _st_reference(st_student, st_guide, columns, cached=cached, **config)
+    if retokenize is not None:
+        assert retokenized is retokenize
+    table = _guide_table_by_forward(kosim_guide, unique_texts(_dataset(columns)))
+    _assert_same(_kosim_run(kosim_student, table, columns, torch.float64, **config), (value, grads), 1e-6)
+
+
 @pytest.mark.parametrize("n_columns", [2, 3])
 @pytest.mark.parametrize("config", CONFIGS)
-def test_same_tokenizer_guide_matches_sentence_transformers(bert_dir, same_vocab_guide, n_columns, config):
-    columns = _texts(KO_ROWS, n_columns)
-    st_student, st_guide = _st_model(bert_dir, torch.float64), _st_model(same_vocab_guide, torch.float64)
-    value, grads, retokenized = _st_reference(st_student, st_guide, columns, **config)
-    assert not retokenized
-    student = SentenceEncoder.load(bert_dir).eval().double()
-    guide = SentenceEncoder.load(same_vocab_guide).eval().double()
-    table = _guide_table_by_forward(guide, unique_texts(_dataset(columns)))
-    _assert_same(_kosim_run(student, table, columns, torch.float64, **config), (value, grads), 1e-6)
+def test_same_tokenizer_guide_matches_sentence_transformers(tiny, n_columns, config):
+    # one vocabulary: sentence-transformers hands the guide the student's token ids
+    _check_against_st(*tiny, _texts(KO_ROWS, n_columns), retokenize=False, **config)
 
 
-@pytest.mark.parametrize("config", CONFIGS[:3])
-def test_minilm_student_tiny_guide_matches_sentence_transformers(minilm, bert_dir, config):
-    columns = _texts(EN_ROWS, 3)
-    st_student, st_guide = _st_model(minilm, torch.float64), _st_model(bert_dir, torch.float64)
-    value, grads, retokenized = _st_reference(st_student, st_guide, columns, **config)
-    assert retokenized  # a different vocabulary: sentence-transformers decodes and re-tokenizes every step
-    student = SentenceEncoder.load(minilm).eval().double()
-    table = _guide_table_by_forward(SentenceEncoder.load(bert_dir).eval().double(), unique_texts(_dataset(columns)))
-    _assert_same(_kosim_run(student, table, columns, torch.float64, **config), (value, grads), 1e-6)
+@pytest.mark.parametrize("config", [CONFIGS[2]])
+def test_minilm_student_tiny_guide_matches_sentence_transformers(tiny, real, config):
+    # another vocabulary: sentence-transformers decodes the student's tokens and re-tokenizes them every step;
+    # these lowercase English rows decode to themselves, so its guide reads the same texts as kosim's table
+    _check_against_st(real, tiny[0], _texts(EN_ROWS, 3), retokenize=True, **config)
 
 
-@pytest.mark.parametrize(
-    "config",
-    [{}, {"margin_strategy": "absolute", "margin": 0.05}, {"margin_strategy": "relative", "margin": 0.1}],
-)
-def test_tiny_student_minilm_guide_matches_sentence_transformers(minilm, bert_dir, config):
+def test_tiny_student_minilm_guide_matches_sentence_transformers(tiny, real):
     columns = _texts(KO_ROWS, 3)
-    st_student, st_guide = _st_model(bert_dir, torch.float64), _st_model(minilm, torch.float64)
-    # sentence-transformers' guide reads the student's decoded tokens; for these rows that is the text itself
-    # (up to Unicode normalisation, which MiniLM's tokenizer applies anyway)
-    for texts in columns:
+    st_student = tiny[0][0]
+    for texts in columns:  # the decoded student tokens are the texts (up to Unicode normalisation, as MiniLM's)
         decoded = st_student.tokenizer.batch_decode(st_student.preprocess(texts)["input_ids"], skip_special_tokens=True)
         assert [unicodedata.normalize("NFC", d) for d in decoded] == texts
-    value, grads, retokenized = _st_reference(st_student, st_guide, columns, **config)
-    assert retokenized
-    student = SentenceEncoder.load(bert_dir).eval().double()
-    table = _guide_table_by_forward(SentenceEncoder.load(minilm).eval().double(), unique_texts(_dataset(columns)))
-    _assert_same(_kosim_run(student, table, columns, torch.float64, **config), (value, grads), 1e-6)
-    _assert_masking_matters(columns, st_student, st_guide, config)
+    for config in ({}, {"margin_strategy": "relative", "margin": 0.1}):
+        _check_against_st(tiny[0], real, columns, retokenize=True, **config)
+        _assert_masking_matters(columns, st_student, real[0], config)
 
 
-def test_several_negatives_match_cached_gist(bert_dir, same_vocab_guide):
-    # sentence-transformers' GISTEmbedLoss takes at most one negative column; its cached form takes several
+@pytest.mark.parametrize("cached", [None, 2])
+def test_several_negatives_match_cached_gist(tiny, cached):
+    # sentence-transformers' GISTEmbedLoss takes at most one negative column; its cached form takes several (its
+    # mini-batches only change rounding)
     rows = [(*row, KO[(i + 3) % len(KO)]) for i, row in enumerate(KO_ROWS)]
-    columns = _texts(rows, 4)
-    config = {"margin_strategy": "relative", "margin": 0.001}
-    st_student, st_guide = _st_model(bert_dir, torch.float64), _st_model(same_vocab_guide, torch.float64)
-    reference = _st_reference(st_student, st_guide, columns, cached=2, **config)[:2]
-    student = SentenceEncoder.load(bert_dir).eval().double()
-    guide = SentenceEncoder.load(same_vocab_guide).eval().double()
-    table = _guide_table_by_forward(guide, unique_texts(_dataset(columns)))
-    _assert_same(_kosim_run(student, table, columns, torch.float64, **config), reference, 1e-6)
+    _check_against_st(*tiny, _texts(rows, 4), cached=cached or len(rows), margin_strategy="relative", margin=0.001)
 
 
-def test_masking_is_not_trivial_on_the_tiny_models(bert_dir, same_vocab_guide):
-    st_student, st_guide = _st_model(bert_dir, torch.float64), _st_model(same_vocab_guide, torch.float64)
+def test_masking_is_not_trivial_on_the_tiny_models(tiny):
+    (st_student, _), (st_guide, _) = tiny
     for config in CONFIGS:
         _assert_masking_matters(_texts(KO_ROWS, 3), st_student, st_guide, config)
 
@@ -213,7 +214,7 @@ def test_masking_is_not_trivial_on_the_tiny_models(bert_dir, same_vocab_guide):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mini_batch_size", [None, 2])
+@pytest.mark.parametrize("mini_batch_size", [2])
 def test_training_step_matches_sentence_transformers_float32(minilm, bert_dir, mini_batch_size):
     columns = _texts(EN_ROWS, 3)
     config = {"margin_strategy": "relative", "margin": 0.001}
