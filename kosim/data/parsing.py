@@ -121,7 +121,11 @@ def iter_split_lines(path: Path, delimiter: str) -> Records:
 
 
 def iter_csv_records(path: Path, delimiter: str) -> Records:
-    """Yield ``(first_line_number, fields)`` for a CSV file parsed by the csv module (quoting honoured)."""
+    """Yield ``(first_line_number, fields)`` for a CSV file parsed by the csv module (quoting honoured).
+
+    The text layer decodes the file in blocks ahead of the csv parser, so an invalid UTF-8 byte surfaces while an
+    earlier record is being read; that error is re-located by decoding the file line by line.
+    """
     with path.open("r", encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f, delimiter=delimiter, strict=True)
         while True:
@@ -133,6 +137,8 @@ def iter_csv_records(path: Path, delimiter: str) -> Records:
             except csv.Error as exc:
                 raise DataError(f"{path}:{start}: malformed CSV ({exc})") from None
             except UnicodeDecodeError as exc:
+                for _ in _decoded_lines(path):  # raises the DataError naming the line that holds the bad byte
+                    pass
                 raise DataError(f"{path}:{start}: not valid UTF-8 ({exc.reason})") from None
             yield start, (row if row else None)
 
