@@ -1,7 +1,9 @@
 """The no-duplicates batch sampler: batches in which no text occurs twice (sentence-transformers' semantics).
 
 :class:`NoDuplicatesPlanner` is the algorithm (a greedy walk over integer text ids, vectorised per window of
-candidate rows); :class:`NoDuplicatesBatchSampler` plans each epoch with it and tops short epochs up like ST.
+candidate rows); :class:`NoDuplicatesBatchSampler` plans each epoch with it, tops short epochs up like ST, and
+checks each plan once: a plan with no useful batch is an error (when the caller says how many rows a batch needs),
+one whose batches shrank to less than half the requested size on average is a warning with the numbers.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from kosim.data.datasets import ColumnDataset
+from kosim.data.parsing import DataError
 from kosim.data.sampler_base import FixedBatchSampler, epoch_generator, randperm
 from kosim.data.tokenized import TokenizedDataset
 from kosim.utils.suggest import did_you_mean
@@ -161,6 +164,12 @@ class NoDuplicatesBatchSampler(FixedBatchSampler):
     every row is then used at most once per epoch).  If even that is not enough (a batch size larger than the
     number of mutually distinct rows), fewer batches are produced and a warning is logged.
 
+    Each epoch's plan is checked once, when it is made.  Without ``drop_last``, duplicates shrink batches instead of
+    dropping them: an epoch of more than twice ``len()`` batches (half the rows per batch or fewer, on average)
+    logs a warning with the numbers.  With ``min_batch_rows`` (e.g. 2 for losses that use the other rows of the
+    batch as negatives) a plan in which no batch holds that many rows (``batch_size`` if smaller), or that has no
+    batch at all, raises :class:`~kosim.data.DataError` instead of training on nothing.
+
     Text ids are taken once from ``TokenizedDataset.text_ids`` or computed once from a ``ColumnDataset``; planning
     an epoch of 1M rows at batch size 8192 takes a few seconds.
 
@@ -171,9 +180,13 @@ class NoDuplicatesBatchSampler(FixedBatchSampler):
         seed: base seed; epoch ``e`` uses ``seed + e``.
         valid_columns: names of the text columns compared for duplicates (default: all).
         refill: top a short epoch up to ``len()`` batches with extra passes, as ST does.
+        min_batch_rows: the fewest rows a batch needs to be of any use; ``None`` (the default) yields whatever the
+            data allows, as ST does.
 
     Raises:
-        ValueError: ``drop_last`` with fewer rows than ``batch_size``; unknown ``valid_columns``.
+        ValueError: ``drop_last`` with fewer rows than ``batch_size``; unknown ``valid_columns``; ``min_batch_rows``
+            below 1.
+        DataError: (when an epoch is planned) with ``min_batch_rows``, a plan without a single useful batch.
     """
 
     def __init__(
@@ -184,14 +197,24 @@ class NoDuplicatesBatchSampler(FixedBatchSampler):
         seed: int = 0,
         valid_columns: Sequence[str] | None = None,
         refill: bool = True,
+        min_batch_rows: int | None = None,
     ) -> None:
         super().__init__(len(dataset), batch_size, drop_last, seed)
+        if min_batch_rows is not None and (isinstance(min_batch_rows, bool) or int(min_batch_rows) < 1):
+            raise ValueError(f"min_batch_rows must be None or >= 1, got {min_batch_rows!r}")
         self.refill = bool(refill)
+        self.min_batch_rows = None if min_batch_rows is None else int(min_batch_rows)
         row_ids, self.valid_columns = text_id_matrix(dataset, valid_columns)
         self._planner = NoDuplicatesPlanner(row_ids)
         self._warned = False
+        self._warned_small = False
 
     def _plan(self, epoch: int) -> list[np.ndarray]:
+        batches = self._passes(epoch)
+        self._check_plan(batches, epoch)
+        return batches
+
+    def _passes(self, epoch: int) -> list[np.ndarray]:
         """One pass over a fresh permutation, topped up from extra passes when it falls short of ``len()``."""
         if self.num_rows == 0:
             return []
@@ -220,6 +243,28 @@ class NoDuplicatesBatchSampler(FixedBatchSampler):
                 f"has too few mutually distinct rows for batch_size={self.batch_size}"
             )
         return batches
+
+    def _check_plan(self, batches: list[np.ndarray], epoch: int) -> None:
+        """Refuse a plan without a useful batch (``min_batch_rows``); warn when batches shrank to half or less."""
+        largest = max((b.size for b in batches), default=0)
+        rows = sum(b.size for b in batches)
+        settings = f"batch_size={self.batch_size}, drop_last={self.drop_last}, compared columns {self.valid_columns}"
+        if self.min_batch_rows is not None:
+            need = min(self.min_batch_rows, self.batch_size)
+            if largest < need:
+                found = f"{len(batches)} batches of at most {largest} rows" if batches else "no batch at all"
+                raise DataError(
+                    f"NoDuplicatesBatchSampler: epoch {epoch} of {self.num_rows} rows gives {found} ({settings}); "
+                    f"a useful batch needs at least {need} rows that share no text: the data is (nearly) all "
+                    "duplicates, so training would learn nothing"
+                )
+        if batches and len(batches) > 2 * len(self) and not self._warned_small:
+            self._warned_small = True
+            logger.warning(
+                f"NoDuplicatesBatchSampler: epoch {epoch} has {len(batches)} batches where {len(self)} were expected, "
+                f"{rows / len(batches):.1f} rows each on average (largest {largest}; {settings}): many rows share a "
+                "text, so batches shrink and in-batch losses see few negatives"
+            )
 
     def _warn(self, msg: str) -> None:
         if not self._warned:
