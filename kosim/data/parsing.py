@@ -28,6 +28,7 @@ __all__ = [
     "ColumnChoice",
     "Table",
     "as_label_array",
+    "check_field_count",
     "check_text",
     "iter_csv_records",
     "iter_split_lines",
@@ -37,6 +38,7 @@ __all__ = [
     "resolve_columns",
     "select_columns",
     "skip_blank",
+    "split_header",
 ]
 
 #: Which text columns to keep: names in dataset order, ``{file_name: dataset_name}`` to rename, or ``None`` for all.
@@ -208,21 +210,34 @@ def select_columns(
 # whole files
 
 
-def parse_table(path: Path, records: Records, columns: ColumnChoice, label: str | None) -> Table:
-    """Read headed records (the first non-blank one is the header) into the chosen text columns and the label."""
-    records = skip_blank(records, path)
-    first = next(records, None)
+def split_header(path: Path, records: Records) -> tuple[int, list[str], Iterator[tuple[int, list[str]]]]:
+    """``(header line, header, data records)`` of headed records; blank records are skipped as by :func:`skip_blank`.
+
+    Raises:
+        DataError: the file has no header line.
+    """
+    rest = skip_blank(records, path)
+    first = next(rest, None)
     if first is None:
         raise DataError(f"{path}: empty file (no header line)")
-    header_line, header = first
+    return first[0], first[1], rest
+
+
+def check_field_count(fields: list[str], header: list[str], where: str) -> None:
+    """A DataError naming ``where`` unless the record has as many fields as the header."""
+    if len(fields) != len(header):
+        raise DataError(f"{where}: expected {len(header)} fields as in the header {header}, got {len(fields)}")
+
+
+def parse_table(path: Path, records: Records, columns: ColumnChoice, label: str | None) -> Table:
+    """Read headed records (the first non-blank one is the header) into the chosen text columns and the label."""
+    header_line, header, rows = split_header(path, records)
     positions, targets, label_pos = select_columns(header, columns, label, f"{path}:{header_line}")
-    n_fields = len(header)
     texts: list[list[str]] = [[] for _ in targets]
     labels: list[float] = []
-    for lineno, fields in records:
+    for lineno, fields in rows:
         where = f"{path}:{lineno}"
-        if len(fields) != n_fields:
-            raise DataError(f"{where}: expected {n_fields} fields as in the header {header}, got {len(fields)}")
+        check_field_count(fields, header, where)
         for out, pos, target in zip(texts, positions, targets):
             out.append(check_text(fields[pos], where, target))
         if label_pos is not None:

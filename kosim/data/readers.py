@@ -10,7 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from kosim.data.datasets import ColumnDataset
-from kosim.data.parsing import ColumnChoice, DataError, iter_split_lines, select_columns, skip_blank
+from kosim.data.parsing import (
+    ColumnChoice,
+    DataError,
+    check_field_count,
+    iter_split_lines,
+    select_columns,
+    skip_blank,
+    split_header,
+)
 from kosim.utils.suggest import did_you_mean
 
 __all__ = [
@@ -101,19 +109,14 @@ def read_korsts(path: PathLike, name: str | None = None) -> ColumnDataset:
 
 def _read_nli_rows(path: Path) -> list[tuple[int, str, str, str]]:
     """``(line, premise, hypothesis, label)`` for every row of a KorNLI tsv, texts stripped, labels checked."""
-    records = skip_blank(iter_split_lines(path, "\t"), path)
-    first = next(records, None)
-    if first is None:
-        raise DataError(f"{path}: empty file (no header line)")
-    header_line, header = first
+    header_line, header, records = split_header(path, iter_split_lines(path, "\t"))
     (p_pos, h_pos), _, label_pos = select_columns(
         header, ["sentence1", "sentence2"], "gold_label", f"{path}:{header_line}"
     )
     rows = []
     for lineno, fields in records:
         where = f"{path}:{lineno}"
-        if len(fields) != len(header):
-            raise DataError(f"{where}: expected {len(header)} fields as in the header {header}, got {len(fields)}")
+        check_field_count(fields, header, where)
         premise, hypothesis, label = fields[p_pos].strip(), fields[h_pos].strip(), fields[label_pos].strip()
         if not premise or not hypothesis:
             raise DataError(f"{where}: empty text in column {'sentence1' if not premise else 'sentence2'!r}")
