@@ -1,14 +1,29 @@
-"""kosim.data: column datasets and readers, tokenized storage, samplers, and collation into packed batches."""
+"""kosim.data: column datasets and readers, tokenized storage, samplers, and collation into packed batches.
+
+Modules, in the order a batch meets them: ``parsing`` (TSV/CSV/JSONL records, column choice, ``path:line``
+errors) -> ``datasets`` (:class:`ColumnDataset`) and ``readers`` (:func:`read_table`, KorSTS, KorNLI, sentences)
+-> ``tokenized`` (tokenize once, flat ids) -> ``samplers`` / ``no_duplicates`` (epoch plans over row indices, on
+``sampler_base``) -> ``collate`` (rows -> one packed batch).
+"""
 
 from __future__ import annotations
 
 from kosim.data.collate import TrainBatch, collate, split_rows
 from kosim.data.datasets import ColumnDataset, DataError, TokenizedColumn, TokenizedDataset
-from kosim.data.readers import read_kornli_triplets, read_korsts, read_sentences
+from kosim.data.readers import (
+    TABLE_FORMATS,
+    TABLE_SUFFIXES,
+    read_kornli_triplets,
+    read_korsts,
+    read_sentences,
+    read_table,
+)
 from kosim.data.resources import kornli_path, korsts_path
 from kosim.data.samplers import BatchSampler, MultiDatasetBatchSampler, NoDuplicatesBatchSampler
 
 __all__ = [
+    "TABLE_FORMATS",
+    "TABLE_SUFFIXES",
     "BatchSampler",
     "ColumnDataset",
     "DataError",
@@ -23,5 +38,6 @@ __all__ = [
     "read_kornli_triplets",
     "read_korsts",
     "read_sentences",
+    "read_table",
     "split_rows",
 ]

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from kosim.data.datasets import TokenizedColumn, TokenizedDataset
+from kosim.data.tokenized import TokenizedColumn, TokenizedDataset
 from kosim.nn.packing import PackedBatch, pack_flat
+from kosim.utils import ragged
 
 
 @dataclass
@@ -45,13 +46,8 @@ class TrainBatch:
 
 def gather_rows(column: TokenizedColumn, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Flat token ids and lengths of `rows` of one column (vectorised)."""
-    starts = column.offsets[rows]
-    lengths = column.offsets[rows + 1] - starts
-    cu = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=cu[1:])
-    # each output token: its row's start in `ids` plus its position inside the row
-    source = np.repeat(starts - cu[:-1], lengths) + np.arange(int(cu[-1]), dtype=np.int64)
-    return column.ids[source], lengths
+    ids, offsets = ragged.gather(column.ids, column.offsets, rows)
+    return ids, np.diff(offsets)
 
 
 def collate(dataset: TokenizedDataset, rows: np.ndarray | list[int], dataset_index: int = 0) -> TrainBatch:

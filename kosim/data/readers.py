@@ -1,20 +1,90 @@
-"""Readers for the KorNLU files (KorSTS, KorNLI) and for plain one-sentence-per-line files."""
+"""Readers: any table file by format (:func:`read_table`), the KorNLU files (KorSTS, KorNLI), and plain
+one-sentence-per-line files."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from kosim.data.datasets import ColumnDataset, DataError, _iter_split_lines, _select_columns, _skip_blank
+from kosim.data.datasets import ColumnDataset
+from kosim.data.parsing import (
+    ColumnChoice,
+    DataError,
+    check_field_count,
+    iter_split_lines,
+    select_columns,
+    skip_blank,
+    split_header,
+)
+from kosim.utils.suggest import did_you_mean
 
-__all__ = ["read_korsts", "read_kornli_triplets", "read_sentences", "NLI_LABELS"]
+__all__ = [
+    "NLI_LABELS",
+    "TABLE_FORMATS",
+    "TABLE_SUFFIXES",
+    "read_kornli_triplets",
+    "read_korsts",
+    "read_sentences",
+    "read_table",
+]
 
 #: The three KorNLI gold labels.
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 
 PathLike = str | Path
+
+#: The one format -> reader table: headed TSV (no quoting), CSV (quoting honoured), one JSON object per line.
+_TABLE_READERS: dict[str, Callable[..., ColumnDataset]] = {
+    "tsv": ColumnDataset.from_tsv,
+    "csv": ColumnDataset.from_csv,
+    "jsonl": ColumnDataset.from_jsonl,
+}
+#: Table format names, as used by ``format =`` in run configs.
+TABLE_FORMATS: tuple[str, ...] = tuple(_TABLE_READERS)
+#: File suffixes :func:`read_table` recognises (lower case, with the dot).
+TABLE_SUFFIXES: tuple[str, ...] = tuple(f".{f}" for f in TABLE_FORMATS)
+
+
+def read_table(
+    path: PathLike,
+    columns: ColumnChoice = None,
+    format: str | None = None,
+    *,
+    label: str | None = None,
+    name: str | None = None,
+) -> ColumnDataset:
+    """Read a ``.tsv`` / ``.csv`` / ``.jsonl`` table into a :class:`ColumnDataset`.
+
+    Args:
+        path: the file.
+        columns: text columns to keep (list, ``{file_name: dataset_name}`` dict, or ``None`` for all but ``label``).
+        format: ``"tsv"``, ``"csv"`` or ``"jsonl"``; ``None`` takes it from the file suffix (case-insensitive).
+        label: name of a numeric label column or key, or ``None``.
+        name: dataset name; defaults to the file's stem.
+
+    Raises:
+        ValueError: an unknown ``format`` (with a suggestion).
+        DataError: ``format=None`` and a suffix that names no table format (the message names the path), or any
+            error of the format's reader (``path:line``).
+    """
+    p = Path(path)
+    if format is None:
+        suffix = p.suffix.lower()
+        if suffix not in TABLE_SUFFIXES:
+            raise DataError(
+                f"{p}: cannot tell the table format from the suffix {p.suffix!r}; expected one of "
+                f"{', '.join(TABLE_SUFFIXES)} (or name the format: {', '.join(TABLE_FORMATS)})"
+            )
+        format = suffix[1:]
+    reader = _TABLE_READERS.get(format)
+    if reader is None:
+        raise ValueError(
+            f"unknown table format {format!r}; expected one of {list(TABLE_FORMATS)}{did_you_mean(str(format), TABLE_FORMATS)}"
+        )
+    return reader(p, columns=columns, label=label, name=name)
 
 
 def read_korsts(path: PathLike, name: str | None = None) -> ColumnDataset:
@@ -32,26 +102,21 @@ def read_korsts(path: PathLike, name: str | None = None) -> ColumnDataset:
         # Rows map 1:1 to lines after the header (interior blank lines are rejected by the reader).
         i = int(bad[0])
         raise DataError(f"{p}:{i + 2}: score {float(scores[i])} is outside [0, 5]")
-    return ColumnDataset._trusted(
+    return ColumnDataset(
         {"sentence1": ds.column("sentence1"), "sentence2": ds.column("sentence2")}, scores / 5.0, ds.name
     )
 
 
 def _read_nli_rows(path: Path) -> list[tuple[int, str, str, str]]:
     """``(line, premise, hypothesis, label)`` for every row of a KorNLI tsv, texts stripped, labels checked."""
-    records = _skip_blank(_iter_split_lines(path, "\t"), path)
-    first = next(records, None)
-    if first is None:
-        raise DataError(f"{path}: empty file (no header line)")
-    header_line, header = first
-    (p_pos, h_pos), _, label_pos = _select_columns(
+    header_line, header, records = split_header(path, iter_split_lines(path, "\t"))
+    (p_pos, h_pos), _, label_pos = select_columns(
         header, ["sentence1", "sentence2"], "gold_label", f"{path}:{header_line}"
     )
     rows = []
     for lineno, fields in records:
         where = f"{path}:{lineno}"
-        if len(fields) != len(header):
-            raise DataError(f"{where}: expected {len(header)} fields as in the header {header}, got {len(fields)}")
+        check_field_count(fields, header, where)
         premise, hypothesis, label = fields[p_pos].strip(), fields[h_pos].strip(), fields[label_pos].strip()
         if not premise or not hypothesis:
             raise DataError(f"{where}: empty text in column {'sentence1' if not premise else 'sentence2'!r}")
@@ -108,8 +173,8 @@ def read_kornli_triplets(path: PathLike, seed: int = 42, name: str | None = None
         negatives.append(rng.choice(con))
     if not anchors:
         raise DataError(f"{p}: no sentence has both an entailment and a contradiction partner")
-    return ColumnDataset._trusted(
-        {"anchor": anchors, "positive": positives, "negative": negatives}, None, name if name is not None else p.stem
+    return ColumnDataset(
+        {"anchor": anchors, "positive": positives, "negative": negatives}, name=name if name is not None else p.stem
     )
 
 
@@ -121,7 +186,7 @@ def read_sentences(path: PathLike) -> list[str]:
     """
     p = Path(path)
     out: list[str] = []
-    for lineno, fields in _skip_blank(_iter_split_lines(p, "\n"), p):
+    for lineno, fields in skip_blank(iter_split_lines(p, "\n"), p):
         text = fields[0]
         if not text.strip():
             raise DataError(f"{p}:{lineno}: empty line")

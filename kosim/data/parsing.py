@@ -1,0 +1,286 @@
+"""Parsing table files (TSV, CSV, JSON lines) into checked text columns and labels, with ``path:line`` errors.
+
+Every reader in :mod:`kosim.data` goes through these helpers, so a bad file fails at load time with a message that
+names the file and the line (of the record's start, for CSV records spanning several lines):
+
+* :func:`iter_split_lines` / :func:`iter_csv_records` turn a file into ``(line, fields)`` records,
+  :func:`skip_blank` drops trailing blank ones (an interior blank line is an error);
+* :func:`resolve_columns` / :func:`select_columns` resolve the caller's column choice (a list, a
+  ``{file_name: dataset_name}`` dict, or ``None`` for all) once for every format;
+* :func:`parse_table` / :func:`parse_jsonl` read a whole file into ``({name: texts}, labels)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kosim.utils.suggest import did_you_mean
+
+__all__ = [
+    "DataError",
+    "ColumnChoice",
+    "Table",
+    "as_label_array",
+    "check_field_count",
+    "check_text",
+    "iter_csv_records",
+    "iter_split_lines",
+    "parse_jsonl",
+    "parse_label",
+    "parse_table",
+    "resolve_columns",
+    "select_columns",
+    "skip_blank",
+    "split_header",
+]
+
+#: Which text columns to keep: names in dataset order, ``{file_name: dataset_name}`` to rename, or ``None`` for all.
+ColumnChoice = Sequence[str] | Mapping[str, str] | None
+#: A parsed file: ``{dataset_column: texts}`` in order, and float64 labels (one per row) or ``None``.
+Table = tuple[dict[str, list[str]], np.ndarray | None]
+Records = Iterator[tuple[int, list[str] | None]]
+
+
+class DataError(ValueError):
+    """A data file (or in-memory table) is malformed; the message starts with ``path:line`` where known."""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# values
+
+
+def as_label_array(labels: Sequence[float] | np.ndarray, where: str) -> np.ndarray:
+    """``labels`` as a one-dimensional finite ``float64`` array, or a ValueError naming ``where`` and the index."""
+    try:
+        arr = np.asarray(labels, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: labels must be numbers ({exc})") from None
+    if arr.ndim != 1:
+        raise ValueError(f"{where}: labels must be one-dimensional, got shape {arr.shape}")
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{where}: label at index {i} is not finite ({arr[i]!r})")
+    return arr
+
+
+def parse_label(raw: Any, where: str, column: str) -> float:
+    """A finite float from a label field (str or JSON number), or a DataError naming ``where`` and ``column``."""
+    if isinstance(raw, bool) or raw is None:
+        raise DataError(f"{where}: label column {column!r} has non-numeric value {raw!r}")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: label column {column!r} has non-numeric value {raw!r}") from None
+    if not math.isfinite(value):
+        raise DataError(f"{where}: label column {column!r} is not finite ({raw!r})")
+    return value
+
+
+def check_text(text: Any, where: str, column: str) -> str:
+    """``text`` itself if it is a non-blank str, else a DataError naming ``where`` and ``column``."""
+    if not isinstance(text, str):
+        raise DataError(f"{where}: column {column!r} must hold text, got {type(text).__name__} {text!r}")
+    if not text.strip():
+        raise DataError(f"{where}: empty text in column {column!r}")
+    return text
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# records
+
+
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line_number, text)`` of every ``\\n``-terminated line (ending kept), each decoded as UTF-8 on its own."""
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason})") from None
+
+
+def iter_split_lines(path: Path, delimiter: str) -> Records:
+    """Yield ``(line_number, fields)`` for a delimiter-separated file without any quoting rules.
+
+    Lines are split on ``\\n`` only (a stray ``\\r`` inside a text is kept), a UTF-8 BOM and a trailing ``\\r`` are
+    removed.  Blank lines are yielded as ``None`` so the caller can decide (trailing ones are tolerated).
+    """
+    for lineno, line in _decoded_lines(path):
+        if lineno == 1 and line.startswith("\ufeff"):
+            line = line[1:]
+        line = line.rstrip("\n")
+        if line.endswith("\r"):
+            line = line[:-1]
+        yield lineno, (line.split(delimiter) if line else None)
+
+
+def iter_csv_records(path: Path, delimiter: str) -> Records:
+    """Yield ``(first_line_number, fields)`` for a CSV file parsed by the csv module (quoting honoured).
+
+    The text layer decodes the file in blocks ahead of the csv parser, so an invalid UTF-8 byte surfaces while an
+    earlier record is being read; that error is re-located by decoding the file line by line.
+    """
+    with path.open("r", encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter=delimiter, strict=True)
+        while True:
+            start = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise DataError(f"{path}:{start}: malformed CSV ({exc})") from None
+            except UnicodeDecodeError as exc:
+                for _ in _decoded_lines(path):  # raises the DataError naming the line that holds the bad byte
+                    pass
+                raise DataError(f"{path}:{start}: not valid UTF-8 ({exc.reason})") from None
+            yield start, (row if row else None)
+
+
+def skip_blank(records: Iterable[tuple[int, Any]], path: Path) -> Iterator[tuple[int, Any]]:
+    """Drop trailing blank records; a blank record followed by data is an error naming its line."""
+    pending: int | None = None
+    for lineno, rec in records:
+        if rec is None:
+            if pending is None:
+                pending = lineno
+            continue
+        if pending is not None:
+            raise DataError(f"{path}:{pending}: empty line")
+        yield lineno, rec
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# column selection
+
+
+def resolve_columns(columns: ColumnChoice, available: Sequence[str], where: str) -> tuple[list[str], list[str]]:
+    """``(source names, dataset names)`` for a column choice; ``None`` takes every name in ``available``.
+
+    Raises:
+        TypeError: ``columns`` is a single str.
+        DataError: no column selected, or two columns given the same dataset name.
+    """
+    if columns is None:
+        sources = list(available)
+        targets = list(sources)
+    elif isinstance(columns, Mapping):
+        sources, targets = list(columns.keys()), list(columns.values())
+    else:
+        if isinstance(columns, str):
+            raise TypeError("columns must be a list of names or a {file_name: dataset_name} dict, not a str")
+        sources = list(columns)
+        targets = list(sources)
+    if not sources:
+        raise DataError(f"{where}: no text columns selected")
+    if len(set(targets)) != len(targets):
+        raise DataError(f"{where}: duplicate dataset column names {targets}")
+    return sources, targets
+
+
+def select_columns(
+    header: list[str], columns: ColumnChoice, label: str | None, where: str
+) -> tuple[list[int], list[str], int | None]:
+    """Resolve requested column names against a header: (source positions, dataset names, label position)."""
+
+    def position(name: str, what: str) -> int:
+        hits = [i for i, h in enumerate(header) if h == name]
+        if not hits:
+            raise DataError(
+                f"{where}: {what} {name!r} not found; available columns: {header}{did_you_mean(name, header)}"
+            )
+        if len(hits) > 1:
+            raise DataError(f"{where}: {what} {name!r} appears {len(hits)} times in the header")
+        return hits[0]
+
+    label_pos = position(label, "label column") if label is not None else None
+    sources, targets = resolve_columns(columns, [h for i, h in enumerate(header) if i != label_pos], where)
+    return [position(s, "column") for s in sources], targets, label_pos
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# whole files
+
+
+def split_header(path: Path, records: Records) -> tuple[int, list[str], Iterator[tuple[int, list[str]]]]:
+    """``(header line, header, data records)`` of headed records; blank records are skipped as by :func:`skip_blank`.
+
+    Raises:
+        DataError: the file has no header line.
+    """
+    rest = skip_blank(records, path)
+    first = next(rest, None)
+    if first is None:
+        raise DataError(f"{path}: empty file (no header line)")
+    return first[0], first[1], rest
+
+
+def check_field_count(fields: list[str], header: list[str], where: str) -> None:
+    """A DataError naming ``where`` unless the record has as many fields as the header."""
+    if len(fields) != len(header):
+        raise DataError(f"{where}: expected {len(header)} fields as in the header {header}, got {len(fields)}")
+
+
+def parse_table(path: Path, records: Records, columns: ColumnChoice, label: str | None) -> Table:
+    """Read headed records (the first non-blank one is the header) into the chosen text columns and the label."""
+    header_line, header, rows = split_header(path, records)
+    positions, targets, label_pos = select_columns(header, columns, label, f"{path}:{header_line}")
+    texts: list[list[str]] = [[] for _ in targets]
+    labels: list[float] = []
+    for lineno, fields in rows:
+        where = f"{path}:{lineno}"
+        check_field_count(fields, header, where)
+        for out, pos, target in zip(texts, positions, targets):
+            out.append(check_text(fields[pos], where, target))
+        if label_pos is not None:
+            labels.append(parse_label(fields[label_pos], where, header[label_pos]))
+    if not texts[0]:
+        raise DataError(f"{path}: no data rows after the header")
+    return dict(zip(targets, texts)), (np.asarray(labels, dtype=np.float64) if label_pos is not None else None)
+
+
+def _json_object(line: str, where: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: invalid JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _missing_key(obj: dict[str, Any], key: str, what: str, where: str) -> DataError:
+    return DataError(f"{where}: missing {what} {key!r}; keys present: {list(obj)}{did_you_mean(key, obj)}")
+
+
+def parse_jsonl(path: Path, columns: ColumnChoice, label: str | None) -> Table:
+    """Read one JSON object per line; ``columns=None`` takes the first object's keys (minus ``label``) in order."""
+    sources: list[str] | None = None
+    targets: list[str] = []
+    texts: list[list[str]] = []
+    labels: list[float] = []
+    for lineno, fields in skip_blank(iter_split_lines(path, "\n"), path):
+        where = f"{path}:{lineno}"
+        obj = _json_object(fields[0], where)
+        if sources is None:
+            sources, targets = resolve_columns(columns, [k for k in obj if k != label], where)
+            texts = [[] for _ in sources]
+        for out, key, target in zip(texts, sources, targets):
+            if key not in obj:
+                raise _missing_key(obj, key, "key", where)
+            out.append(check_text(obj[key], where, target))
+        if label is not None:
+            if label not in obj:
+                raise _missing_key(obj, label, "label key", where)
+            labels.append(parse_label(obj[label], where, label))
+    if sources is None:
+        raise DataError(f"{path}: empty file (no JSON lines)")
+    return dict(zip(targets, texts)), (np.asarray(labels, dtype=np.float64) if label is not None else None)
