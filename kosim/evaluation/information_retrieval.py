@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from kosim.evaluation.ir_metrics import FAMILIES as _FAMILIES
+from kosim.evaluation.ir_metrics import ranking_metrics
 from kosim.search import topk_search
 
 __all__ = ["InformationRetrievalEvaluator"]
@@ -19,8 +21,6 @@ _SEARCH_NAMES = {"cosine": "cos", "dot": "dot"}
 #: Accepted spellings of those names, and the ``__name__`` of the functions that compute them (kosim's and
 #: sentence-transformers' ``cos_sim`` / ``dot_score``), so ``score_functions={"cosine": cos_sim}`` keeps working.
 _ALIASES = {"cosine": "cosine", "cos": "cosine", "cos_sim": "cosine", "dot": "dot", "dot_score": "dot"}
-#: Metric families in sentence-transformers' report order.
-_FAMILIES = ("accuracy", "precision", "recall", "ndcg", "mrr", "map")
 
 
 def _check_ks(value: Any, name: str) -> list[int]:
@@ -426,36 +426,13 @@ class InformationRetrievalEvaluator:
 
     # ------------------------------------------------------------------------------------------------ metrics
     def _metrics(self, ranked: np.ndarray) -> dict[str, float]:
-        """All metrics from the ranked corpus rows ``[n_queries, k]``, vectorized over queries."""
+        """All metrics from the ranked corpus rows ``[n_queries, k]``: mark the relevant ones, then score."""
         n_queries, k = ranked.shape
         keys = np.arange(n_queries, dtype=np.int64)[:, None] * len(self.corpus_ids) + ranked  # [nq, k]
-        found = np.searchsorted(self._pairs, keys)
-        hit_k = self._pairs[np.minimum(found, max(len(self._pairs) - 1, 0))] == keys if len(self._pairs) else keys < 0
+        found = np.minimum(np.searchsorted(self._pairs, keys), max(len(self._pairs) - 1, 0))
         hits = np.zeros((n_queries, self.max_k), dtype=bool)  # [nq, max_k]; ranks past the corpus never hit
-        hits[:, :k] = hit_k
-        n_rel = self._n_relevant  # [nq]
-        correct = hits.cumsum(axis=1)  # [nq, max_k] relevant documents within the first j + 1
-        positions = np.arange(self.max_k)
-        gains = hits / np.log2(positions + 2)  # [nq, max_k]
-        ideal = np.cumsum(1.0 / np.log2(positions + 2))  # [max_k] best DCG with j + 1 relevant documents
-        precision_at = np.where(hits, correct / (positions + 1), 0.0)  # [nq, max_k]
-        first = np.where(hits.any(axis=1), hits.argmax(axis=1), self.max_k)  # [nq] first hit's position
-
-        out: dict[str, float] = {}
-        for k_ in self.ks["accuracy"]:
-            out[f"accuracy@{k_}"] = float(np.mean(correct[:, k_ - 1] > 0))
-        for k_ in self.ks["precision"]:
-            out[f"precision@{k_}"] = float(np.mean(correct[:, k_ - 1] / k_))
-        for k_ in self.ks["recall"]:
-            out[f"recall@{k_}"] = float(np.mean(correct[:, k_ - 1] / n_rel))
-        for k_ in self.ks["ndcg"]:
-            best = ideal[np.minimum(n_rel, k_).astype(np.int64) - 1]
-            out[f"ndcg@{k_}"] = float(np.mean(gains[:, :k_].sum(axis=1) / best))
-        for k_ in self.ks["mrr"]:
-            out[f"mrr@{k_}"] = float(np.mean(np.where(first < k_, 1.0 / (first + 1), 0.0)))
-        for k_ in self.ks["map"]:
-            out[f"map@{k_}"] = float(np.mean(precision_at[:, :k_].sum(axis=1) / np.minimum(n_rel, k_)))
-        return out
+        hits[:, :k] = self._pairs[found] == keys if len(self._pairs) else False
+        return ranking_metrics(hits, self._n_relevant, self.ks)
 
     def __repr__(self) -> str:
         return (
