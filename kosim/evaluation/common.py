@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -84,6 +85,24 @@ def _to_float_tensor(embeddings: Any) -> Tensor:
     return tensor
 
 
+def progress_kwargs(encode: Any, show_progress_bar: bool | None) -> dict[str, bool]:
+    """The progress-bar keyword for ``encode``: kosim's ``progress``, sentence-transformers' ``show_progress_bar``.
+
+    Empty when ``show_progress_bar`` is None or the method takes neither, so any ``encode(texts, batch_size=...)``
+    works as a model.
+    """
+    if show_progress_bar is None:
+        return {}
+    try:
+        params = inspect.signature(encode).parameters
+    except (TypeError, ValueError):
+        return {}
+    for name in ("progress", "show_progress_bar"):
+        if name in params:
+            return {name: bool(show_progress_bar)}
+    return {}
+
+
 def encode_unique(
     model: Any,
     texts: list[str],
@@ -93,13 +112,11 @@ def encode_unique(
     """Encode each distinct text once with ``model.encode`` and return ``(unique_texts, embeddings [n_unique, dim])``.
 
     Evaluation sets repeat sentences a lot (KorSTS, NLI triplets), so encoding the union once saves time and makes a
-    sentence's embedding identical wherever it appears. ``show_progress_bar`` is only forwarded when not None, so any
-    object with ``encode(texts, batch_size=...)`` works as a model.
+    sentence's embedding identical wherever it appears. ``show_progress_bar`` is forwarded through
+    :func:`progress_kwargs`.
     """
     unique = list(dict.fromkeys(texts))
-    kwargs: dict[str, Any] = {"batch_size": batch_size}
-    if show_progress_bar is not None:
-        kwargs["show_progress_bar"] = show_progress_bar
+    kwargs: dict[str, Any] = {"batch_size": batch_size, **progress_kwargs(model.encode, show_progress_bar)}
     embeddings = _to_float_tensor(model.encode(unique, **kwargs))
     if embeddings.dim() != 2 or embeddings.shape[0] != len(unique):
         raise ValueError(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -10,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from kosim.evaluation.common import progress_kwargs
 from kosim.evaluation.ir_metrics import FAMILIES as _FAMILIES
 from kosim.evaluation.ir_metrics import ranking_metrics
 from kosim.search import topk_search
@@ -351,14 +351,7 @@ class InformationRetrievalEvaluator:
                 fallback = next((c for c in candidates if c in own), None)
                 if fallback is not None:
                     kwargs["prompt_name"] = fallback
-        try:
-            params = inspect.signature(method).parameters
-        except (TypeError, ValueError):
-            params = {}
-        if "progress" in params:
-            kwargs["progress"] = self.show_progress_bar
-        elif "show_progress_bar" in params:
-            kwargs["show_progress_bar"] = self.show_progress_bar
+        kwargs.update(progress_kwargs(method, self.show_progress_bar))
         unique = list(dict.fromkeys(texts))
         embeddings = _float_matrix(method(unique, **kwargs), f"the {side} embeddings", len(unique))
         if len(unique) != len(texts):

@@ -76,3 +76,20 @@ def test_encode_columns_encodes_each_distinct_text_once() -> None:
     np.testing.assert_array_equal(first[0].numpy(), model.table["a"])
     np.testing.assert_array_equal(second[2].numpy(), model.table["a"])
     np.testing.assert_array_equal(second[0].numpy(), model.table["b"])
+
+
+def test_show_progress_bar_reaches_a_kosim_model_as_progress(tmp_path):
+    """The evaluators' show_progress_bar is forwarded under the name kosim's encode takes (it raised TypeError)."""
+    from helpers import build_checkpoint
+
+    from kosim.model import SentenceEncoder
+
+    model = SentenceEncoder.load(build_checkpoint(tmp_path / "m", "bert"))
+    seen = []
+    encode = model.encode
+    model.encode = lambda texts, progress=None, **kw: seen.append(progress) or encode(texts, progress=progress, **kw)
+    evaluator = EmbeddingSimilarityEvaluator(
+        ["가", "나", "다"], ["나", "다", "가"], [0.1, 0.5, 0.9], show_progress_bar=True
+    )
+    assert "spearman_cosine" in evaluator(model)
+    assert seen == [True]
