@@ -3,11 +3,13 @@
 Modules, in the order a batch meets them: ``parsing`` (TSV/CSV/JSONL records, column choice, ``path:line``
 errors) -> ``datasets`` (:class:`ColumnDataset`) and ``readers`` (:func:`read_table`, KorSTS, KorNLI, sentences)
 -> ``tokenized`` (tokenize once, flat ids) -> ``samplers`` / ``no_duplicates`` (epoch plans over row indices, on
-``sampler_base``) -> ``collate`` (rows -> one packed batch).
+``sampler_base``) -> ``collate`` (rows -> one packed batch). Retrieval data: ``beir`` (corpus/queries/qrels files) and
+``retrieval_task`` (queries, corpus and relevance judgements; the bundled KorNLI task).
 """
 
 from __future__ import annotations
 
+from kosim.data.beir import beir_training_pairs, load_beir, read_beir_corpus, read_beir_qrels, read_beir_queries
 from kosim.data.collate import TrainBatch, collate, split_rows
 from kosim.data.datasets import ColumnDataset, DataError, TokenizedColumn, TokenizedDataset
 from kosim.data.readers import (
@@ -19,6 +21,7 @@ from kosim.data.readers import (
     read_table,
 )
 from kosim.data.resources import kornli_path, korsts_path
+from kosim.data.retrieval_task import RetrievalTask, kornli_retrieval_task
 from kosim.data.samplers import BatchSampler, MultiDatasetBatchSampler, NoDuplicatesBatchSampler
 
 __all__ = [
@@ -35,6 +38,13 @@ __all__ = [
     "collate",
     "kornli_path",
     "korsts_path",
+    "RetrievalTask",
+    "beir_training_pairs",
+    "kornli_retrieval_task",
+    "load_beir",
+    "read_beir_corpus",
+    "read_beir_qrels",
+    "read_beir_queries",
     "read_kornli_triplets",
     "read_korsts",
     "read_sentences",

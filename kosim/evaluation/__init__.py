@@ -7,7 +7,8 @@ The input checks and helpers they share live in ``kosim.evaluation.common``.
 
 from __future__ import annotations
 
+from kosim.evaluation.information_retrieval import InformationRetrievalEvaluator
 from kosim.evaluation.similarity import EmbeddingSimilarityEvaluator
 from kosim.evaluation.triplet import TripletEvaluator
 
-__all__ = ["EmbeddingSimilarityEvaluator", "TripletEvaluator"]
+__all__ = ["EmbeddingSimilarityEvaluator", "InformationRetrievalEvaluator", "TripletEvaluator"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from kosim.losses.cosent import CoSENTLoss
 from kosim.losses.cosine import CosineSimilarityLoss
+from kosim.losses.distill import MarginMSELoss, MSELoss
+from kosim.losses.gist import GISTEmbedLoss, GuidedLoss, GuideTable, encode_guide_table
 from kosim.losses.matryoshka import MatryoshkaLoss
 from kosim.losses.mnrl import MultipleNegativesRankingLoss, false_negative_mask
 from kosim.losses.registry import LOSSES, build_loss
@@ -16,8 +18,14 @@ __all__ = [
     "LOSSES",
     "CoSENTLoss",
     "CosineSimilarityLoss",
+    "GISTEmbedLoss",
+    "GuideTable",
+    "GuidedLoss",
+    "MSELoss",
+    "MarginMSELoss",
     "MatryoshkaLoss",
     "MultipleNegativesRankingLoss",
     "build_loss",
+    "encode_guide_table",
     "false_negative_mask",
 ]

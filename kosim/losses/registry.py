@@ -9,6 +9,7 @@ from torch import nn
 
 from kosim.losses.cosent import CoSENTLoss
 from kosim.losses.cosine import CosineSimilarityLoss
+from kosim.losses.distill import MarginMSELoss
 from kosim.losses.matryoshka import MatryoshkaLoss
 from kosim.losses.mnrl import MultipleNegativesRankingLoss
 from kosim.utils.suggest import did_you_mean
@@ -20,6 +21,7 @@ LOSSES: dict[str, type[nn.Module]] = {
     "CosineSimilarityLoss": CosineSimilarityLoss,
     "CoSENTLoss": CoSENTLoss,
     "MatryoshkaLoss": MatryoshkaLoss,
+    "MarginMSELoss": MarginMSELoss,
     # lowercase aliases
     "mnrl": MultipleNegativesRankingLoss,
     "multiple_negatives_ranking": MultipleNegativesRankingLoss,
@@ -27,6 +29,7 @@ LOSSES: dict[str, type[nn.Module]] = {
     "cosine_similarity": CosineSimilarityLoss,
     "cosent": CoSENTLoss,
     "matryoshka": MatryoshkaLoss,
+    "margin_mse": MarginMSELoss,
 }
 
 
