@@ -149,8 +149,6 @@ class SentenceEncoder(nn.Module):
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(items), desc="Encoding", unit="text")
-        was_training = self.training
-        self.eval()
         try:
             weights = self._inference_weights(dtype)
             for start in range(0, len(items), chunk_size):
@@ -169,15 +167,23 @@ class SentenceEncoder(nn.Module):
                     if bar is not None:
                         bar.update(len(rows))
         finally:
-            self.train(was_training)
             if bar is not None:
                 bar.close()
         result: np.ndarray | Tensor = out[0] if single else out
         return torch.from_numpy(result) if to == "torch" else result
 
     def _inference_weights(self, dtype: str):
-        """The encoder's inference copy of its weights for `encode` (None: run `forward` under autocast)."""
+        """The encoder's inference copy of its weights for `encode` (None: run `forward` under autocast).
+
+        kosim's encoder infers without dropout in either mode, so `encode` never switches the (shared) module
+        to eval and back; other encoders run `forward`, which only eval mode makes deterministic.
+        """
         if not isinstance(self.encoder, TransformerEncoder):
+            if self.training:
+                raise RuntimeError(
+                    f"encode() on a {type(self.encoder).__name__} encoder needs eval mode (its dropout is on): "
+                    "call model.eval() first"
+                )
             return None
         torch_dtype = ENCODE_DTYPES[dtype]
         if torch_dtype == torch.float16 and self.device.type != "cuda":
