@@ -12,13 +12,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from kosim.nn import HFEncoder, PackedBatch, TransformerEncoder, is_native, load_encoder, pack_flat, resolve_model_dir
-from kosim.nn.loading import CheckpointError, read_json, read_state_dict, to_hf_state_dict
-from kosim.pooling import Dense, Normalize, Pooling
+from kosim.nn import PackedBatch, TransformerEncoder, pack_flat, resolve_model_dir
+from kosim.pooling import Dense, Pooling
 from kosim.precision import DTYPES as ENCODE_DTYPES
 from kosim.precision import autocast
 from kosim.similarity import PAIRWISE_FUNCTIONS, SIMILARITY_FUNCTIONS, resolve_similarity, to_tensor
-from kosim.st_format import read_modules, versions, write_json, write_modules
+from kosim.st_directory import read_directory, write_directory
 from kosim.tokenizer import TextTokenizer
 
 
@@ -150,8 +149,6 @@ class SentenceEncoder(nn.Module):
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(items), desc="Encoding", unit="text")
-        was_training = self.training
-        self.eval()
         try:
             weights = self._inference_weights(dtype)
             for start in range(0, len(items), chunk_size):
@@ -170,15 +167,23 @@ class SentenceEncoder(nn.Module):
                     if bar is not None:
                         bar.update(len(rows))
         finally:
-            self.train(was_training)
             if bar is not None:
                 bar.close()
         result: np.ndarray | Tensor = out[0] if single else out
         return torch.from_numpy(result) if to == "torch" else result
 
     def _inference_weights(self, dtype: str):
-        """The encoder's inference copy of its weights for `encode` (None: run `forward` under autocast)."""
+        """The encoder's inference copy of its weights for `encode` (None: run `forward` under autocast).
+
+        kosim's encoder infers without dropout in either mode, so `encode` never switches the (shared) module
+        to eval and back; other encoders run `forward`, which only eval mode makes deterministic.
+        """
         if not isinstance(self.encoder, TransformerEncoder):
+            if self.training:
+                raise RuntimeError(
+                    f"encode() on a {type(self.encoder).__name__} encoder needs eval mode (its dropout is on): "
+                    "call model.eval() first"
+                )
             return None
         torch_dtype = ENCODE_DTYPES[dtype]
         if torch_dtype == torch.float16 and self.device.type != "cuda":
@@ -224,116 +229,16 @@ class SentenceEncoder(nn.Module):
     def load(
         cls, name_or_path: str | os.PathLike, device: str | torch.device | None = None, trust_remote_code: bool = False
     ) -> SentenceEncoder:
-        """Load a sentence-transformers directory (3.x or newer) or a plain transformers checkpoint.
+        """Load a sentence-transformers directory (3.x or newer) or a plain transformers checkpoint, in eval mode.
 
         A hub id is fetched through the huggingface_hub cache (honouring HF_HUB_OFFLINE). A plain transformers
-        checkpoint gets mean pooling and `max_seq_length` from its tokenizer, capped at 512.
+        checkpoint gets mean pooling and `max_seq_length` from its tokenizer, capped at 512. Training switches
+        the model to training mode itself (`Trainer`), as in sentence-transformers.
         """
-        model_dir = resolve_model_dir(name_or_path)
-        modules = read_modules(model_dir)
-        st_cfg_path = model_dir / "config_sentence_transformers.json"
-        st_cfg = read_json(st_cfg_path) if st_cfg_path.is_file() else {}
-        transformer_dir = modules[0][1] if modules else model_dir
-        sbert_path = transformer_dir / "sentence_bert_config.json"
-        sbert = read_json(sbert_path) if sbert_path.is_file() else {}
-
-        hf_config = read_json(transformer_dir / "config.json") if (transformer_dir / "config.json").is_file() else None
-        if hf_config is None:
-            raise CheckpointError(f"{transformer_dir} has no config.json")
-        if is_native(hf_config):
-            encoder: nn.Module = load_encoder(transformer_dir, hf_config)
-        else:
-            encoder = HFEncoder.load(transformer_dir, trust_remote_code=trust_remote_code)
-        tokenizer = TextTokenizer.load(
-            transformer_dir,
-            max_seq_length=sbert.get("max_seq_length"),
-            do_lower_case=bool(sbert.get("do_lower_case", False)),
-            position_limit=encoder.max_sequence_length,
-        )
-        pooling, post = None, []
-        for kind, path in (modules or [])[1:]:
-            if kind == "pooling":
-                pooling = Pooling.from_config(read_json(path / "config.json"), source=str(path / "config.json"))
-            elif kind == "dense":
-                dense = Dense.from_config(read_json(path / "config.json"))
-                state = read_state_dict(path)
-                dense.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-                post.append(dense)
-            elif kind == "normalize":
-                post.append(Normalize())
-            else:
-                raise CheckpointError(f"{model_dir}/modules.json: a second Transformer module is not supported")
-        model = cls(
-            encoder,
-            tokenizer,
-            pooling,
-            post,
-            similarity_fn_name=st_cfg.get("similarity_fn_name") or "cosine",
-            prompts=st_cfg.get("prompts") or {},
-            default_prompt_name=st_cfg.get("default_prompt_name"),
-        )
+        model_dir = resolve_model_dir(name_or_path, trust_remote_code=trust_remote_code)
+        model = cls(**read_directory(model_dir, trust_remote_code=trust_remote_code)).eval()
         return model.to(device) if device is not None else model
 
     def save(self, path: str | os.PathLike, model_card: str | None = None) -> Path:
         """Write a directory that sentence-transformers and kosim load with identical embeddings."""
-        from safetensors.torch import save_file
-
-        out = Path(path)
-        out.mkdir(parents=True, exist_ok=True)
-        if isinstance(self.encoder, TransformerEncoder):
-            write_json(out / "config.json", self.encoder.config.to_hf())
-            save_file(to_hf_state_dict(self.encoder), str(out / "model.safetensors"), {"format": "pt"})
-        else:
-            self.encoder.model.save_pretrained(str(out))
-        self.tokenizer.save(out)
-        write_json(
-            out / "sentence_bert_config.json",
-            {"max_seq_length": self.max_seq_length, "do_lower_case": self.tokenizer.do_lower_case},
-        )
-        write_json(
-            out / "config_sentence_transformers.json",
-            {
-                "__version__": versions(),
-                "prompts": self.prompts,
-                "default_prompt_name": self.default_prompt_name,
-                "similarity_fn_name": self.similarity_fn_name,
-                "model_type": "SentenceTransformer",
-            },
-        )
-        layout = [("transformer", ""), ("pooling", "1_Pooling")]
-        write_json(out / "1_Pooling" / "config.json", self.pooling.config())
-        for i, module in enumerate(self.post, start=2):
-            if isinstance(module, Dense):
-                sub = f"{i}_Dense"
-                write_json(out / sub / "config.json", module.config())
-                state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-                save_file(state, str(out / sub / "model.safetensors"), {"format": "pt"})
-                layout.append(("dense", sub))
-            else:
-                sub = f"{i}_Normalize"
-                (out / sub).mkdir(exist_ok=True)
-                layout.append(("normalize", sub))
-        write_modules(out, layout)
-        if model_card is not None:
-            (out / "README.md").write_text(model_card, encoding="utf-8")
-        return out
-
-    def architecture(self) -> str:
-        """A print of the module stack in sentence-transformers' style, for model cards."""
-        name = (
-            {"bert": "BertModel", "roberta": "RobertaModel", "xlm-roberta": "XLMRobertaModel"}[
-                self.encoder.config.model_type
-            ]
-            if isinstance(self.encoder, TransformerEncoder)
-            else type(self.encoder.model).__name__
-        )
-        lines = [
-            "SentenceTransformer(",
-            f"  (0): Transformer({{'max_seq_length': {self.max_seq_length}, 'do_lower_case': {self.tokenizer.do_lower_case}}})"
-            f" with Transformer model: {name} ",
-            f"  (1): Pooling({self.pooling.config()})",
-        ]
-        for i, module in enumerate(self.post, start=2):
-            lines.append(f"  ({i}): Dense({module.config()})" if isinstance(module, Dense) else f"  ({i}): Normalize()")
-        lines.append(")")
-        return "\n".join(lines)
+        return write_directory(self, Path(path), model_card)

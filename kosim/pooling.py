@@ -13,17 +13,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kosim.nn.packing import PackedBatch
+from kosim.st_format import LEGACY_POOLING_KEYS, POOLING_MODES
 
-# sentence-transformers' order: several modes on are concatenated in this order.
-POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
-LEGACY_KEYS = {
-    "pooling_mode_cls_token": "cls",
-    "pooling_mode_max_tokens": "max",
-    "pooling_mode_mean_tokens": "mean",
-    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
-    "pooling_mode_weightedmean_tokens": "weightedmean",
-    "pooling_mode_lasttoken": "lasttoken",
-}
+__all__ = ["POOLING_MODES", "Dense", "Normalize", "Pooling"]
 
 
 class Pooling(nn.Module):
@@ -89,7 +81,7 @@ class Pooling(nn.Module):
         canonical = tuple(m for m in POOLING_MODES if m in self.modes)
         if canonical == self.modes:
             cfg: dict[str, Any] = {"word_embedding_dimension": self.dim}
-            cfg.update({key: mode in self.modes for key, mode in LEGACY_KEYS.items()})
+            cfg.update({key: mode in self.modes for key, mode in LEGACY_POOLING_KEYS.items()})
         else:
             cfg = {"embedding_dimension": self.dim, "pooling_mode": list(self.modes)}
         cfg["include_prompt"] = self.include_prompt
@@ -104,9 +96,9 @@ class Pooling(nn.Module):
         if "pooling_mode" in cfg and cfg["pooling_mode"] is not None:
             modes = cfg["pooling_mode"]
             modes = [modes] if isinstance(modes, str) else list(modes)
-            modes = [LEGACY_KEYS.get(m, m) for m in modes]
+            modes = [LEGACY_POOLING_KEYS.get(m, m) for m in modes]
         else:
-            modes = [mode for key, mode in LEGACY_KEYS.items() if cfg.get(key, False)]
+            modes = [mode for key, mode in LEGACY_POOLING_KEYS.items() if cfg.get(key, False)]
         if not modes:
             raise ValueError(f"{source}: no pooling mode is enabled")
         return cls(dim, modes, include_prompt=bool(cfg.get("include_prompt", True)))

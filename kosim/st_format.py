@@ -1,17 +1,51 @@
-"""The sentence-transformers directory format: read and write `modules.json` and the per-module configs.
+"""The sentence-transformers directory format: file names, module types, pooling modes, JSON and `modules.json`.
 
 kosim writes the format of sentence-transformers 3.x (which every later release still reads) and reads both it
 and the newer one (pooling_mode strings, module types under `sentence_transformers.base...`). Config files
-are data only: module types are matched against a fixed table, never imported.
+are data only: module types are matched against a fixed table, never imported. This module imports no torch,
+so the run-config layer can validate names (pooling modes) without loading the model stack.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import posixpath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from kosim.nn.loading import CheckpointError, read_json
+MODULES_JSON = "modules.json"
+ST_CONFIG = "config_sentence_transformers.json"
+SBERT_CONFIG = "sentence_bert_config.json"
+HF_CONFIG = "config.json"  # the transformer's
+MODULE_CONFIG = "config.json"  # each later module's (1_Pooling/config.json, 2_Dense/config.json)
+
+# sentence-transformers' order: several modes on are concatenated in this order.
+POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
+# `1_Pooling/config.json` booleans of sentence-transformers 3.x -> pooling mode
+LEGACY_POOLING_KEYS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded exactly: missing or unexpected weights, bad files."""
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON config file (data only), naming the file on error."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+
 
 MODULE_TYPES = {
     "transformer": "sentence_transformers.models.Transformer",
@@ -31,19 +65,33 @@ def module_kind(type_name: str, source: Path) -> str:
     )
 
 
+def module_dir(model_dir: Path, sub: Any, source: Path) -> Path:
+    """`model_dir / sub` for a module's `path` in modules.json, refusing any path that leaves `model_dir`.
+
+    The check is on the path as written (absolute, a drive, or `..` climbing above the directory), so symlinked
+    files inside a hub snapshot still load.
+    """
+    if not isinstance(sub, str):
+        raise CheckpointError(f"{source}: module path {sub!r} must be a string")
+    posix = posixpath.normpath(sub.replace("\\", "/"))  # Windows separators count for the check
+    if PurePosixPath(posix).is_absolute() or PureWindowsPath(sub).drive or posix.split("/")[0] == "..":
+        raise CheckpointError(f"{source}: module path {sub!r} leaves the model directory {model_dir}")
+    return model_dir / posixpath.normpath(sub)  # "" and "." name the directory itself
+
+
 def read_modules(model_dir: Path) -> list[tuple[str, Path]] | None:
     """`(kind, directory)` of each module in order, or None for a plain transformers checkpoint."""
-    path = model_dir / "modules.json"
+    path = model_dir / MODULES_JSON
     if not path.is_file():
         return None
     entries = read_json(path)
-    if not isinstance(entries, list) or not entries:
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         raise CheckpointError(f"{path}: expected a non-empty list of modules")
     modules = []
     for i, entry in enumerate(sorted(entries, key=lambda e: e.get("idx", 0))):
         if "type" not in entry:
             raise CheckpointError(f"{path}: module {i} has no 'type'")
-        modules.append((module_kind(entry["type"], path), model_dir / entry.get("path", "")))
+        modules.append((module_kind(entry["type"], path), module_dir(model_dir, entry.get("path", ""), path)))
     if modules[0][0] != "transformer":
         raise CheckpointError(f"{path}: the first module must be a Transformer, got {modules[0][0]}")
     return modules
@@ -59,7 +107,7 @@ def write_modules(model_dir: Path, kinds_and_paths: list[tuple[str, str]]) -> No
         {"idx": i, "name": str(i), "path": path, "type": MODULE_TYPES[kind]}
         for i, (kind, path) in enumerate(kinds_and_paths)
     ]
-    write_json(model_dir / "modules.json", entries)
+    write_json(model_dir / MODULES_JSON, entries)
 
 
 def versions() -> dict[str, str]:

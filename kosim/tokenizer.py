@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kosim.st_format import CheckpointError, read_json
+
 MAX_DEFAULT = 512
 
 
@@ -109,7 +111,10 @@ class TextTokenizer:
         """Load the tokenizer files of `model_dir`; `max_seq_length=None` takes the tokenizer's, capped at 512."""
         from transformers import AutoTokenizer
 
-        hf = AutoTokenizer.from_pretrained(str(model_dir))
+        try:
+            hf = AutoTokenizer.from_pretrained(str(model_dir))
+        except Exception as exc:  # transformers and tokenizers raise anything from KeyError to TypeError here
+            raise _load_error(model_dir, exc) from exc
         if max_seq_length is None:
             max_seq_length = int(min(getattr(hf, "model_max_length", MAX_DEFAULT) or MAX_DEFAULT, MAX_DEFAULT))
             max_seq_length = min(max_seq_length, position_limit)
@@ -122,3 +127,21 @@ class TextTokenizer:
     def save(self, out_dir: Path) -> None:
         self.hf.model_max_length = self.max_seq_length
         self.hf.save_pretrained(str(out_dir))
+
+
+def _load_error(model_dir: Path, exc: Exception) -> CheckpointError:
+    """A `CheckpointError` naming the tokenizer file that failed to load, found by parsing each on its own."""
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        if (model_dir / name).is_file():
+            try:
+                read_json(model_dir / name)
+            except CheckpointError as err:
+                return err
+    if (model_dir / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
+
+        try:
+            Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        except Exception as err:
+            return CheckpointError(f"{model_dir / 'tokenizer.json'}: not a valid tokenizer file ({err})")
+    return CheckpointError(f"{model_dir}: cannot load the tokenizer ({type(exc).__name__}: {exc})")

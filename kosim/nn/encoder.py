@@ -8,8 +8,6 @@ Weights are named after the modules here; `kosim.nn.loading` maps them to and fr
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -17,6 +15,7 @@ from torch import Tensor, nn
 from kosim.nn.attention import AttentionGrid
 from kosim.nn.config import EncoderConfig
 from kosim.nn.dropout import Dropout
+from kosim.nn.inference import InferenceWeights, weights_key
 from kosim.nn.packing import PackedBatch
 
 
@@ -36,6 +35,8 @@ def activation(name: str):
 
 
 class SelfAttention(nn.Module):
+    """Multi-head self-attention with a fused query/key/value projection; `grid` says which tokens see which."""
+
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
         self.num_heads = cfg.num_attention_heads
@@ -45,140 +46,9 @@ class SelfAttention(nn.Module):
         self.dropout_p = cfg.attention_probs_dropout_prob
 
     def forward(self, x: Tensor, grid: AttentionGrid) -> Tensor:
-        o = grid.attention(self.qkv(x), self.num_heads, self.dropout_p if self.training else 0.0)
+        qkv = self.qkv(x)  # [tokens, 3 * hidden] (or [batch, seq, 3 * hidden] padded)
+        o = grid.attention(qkv, self.num_heads, self.dropout_p if self.training else 0.0)  # [tokens, hidden]
         return self.out(o)
-
-
-# oneDNN post-ops for the feed-forward activation: (attr, algorithm) of `torch.ops.mkldnn._linear_pointwise`.
-_FUSED_ACTIVATIONS = {
-    "gelu": ("gelu", "none"),
-    "gelu_new": ("gelu", "tanh"),
-    "gelu_pytorch_tanh": ("gelu", "tanh"),
-    "relu": ("relu", ""),
-}
-
-
-@functools.cache
-def _onednn_bf16_linear_supported() -> bool:
-    """Whether this CPU and torch build run oneDNN's prepacked bf16 linear.
-
-    The ops exist in every build but refuse to run on CPUs without native bf16 support (no AVX-512 BW/VL/DQ and
-    no AVX-NE-CONVERT, e.g. AMD Zen 3), so availability is probed once with a tiny layer rather than assumed.
-    """
-    if not (
-        torch.backends.mkldnn.is_available()
-        and torch.backends.mkldnn.enabled
-        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
-    ):
-        return False
-    try:
-        weight = torch.ops.mkldnn._reorder_linear_weight(torch.ones(4, 8, dtype=torch.bfloat16))
-        out = torch.ops.mkldnn._linear_pointwise(torch.ones(2, 8, dtype=torch.bfloat16), weight, None, "none", [], "")
-    except RuntimeError:
-        return False
-    return bool(torch.all(out.float() == 8.0))
-
-
-# oneDNN keeps one compiled primitive (~0.5-1 MB) per distinct GEMM shape in a process-wide cache of 1,024
-# entries. Packed batches have a different token count each, so unbounded row counts would grow the process by
-# that much per batch until the cache is full. Prepacked GEMMs therefore run on row blocks of at most
-# _GEMM_BLOCK rows, the last one padded to a multiple of _GEMM_ALIGN: 17 shapes per weight, whatever the input.
-_GEMM_BLOCK = 2048
-_GEMM_ALIGN = 128
-
-
-def _onednn_linear(x: Tensor, weight: Tensor, bias: Tensor | None, attr: str, algorithm: str) -> Tensor:
-    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, attr, [], algorithm)
-
-
-def _gemm_row_blocks(rows: int) -> list[tuple[int, int, int]]:
-    """(start, rows, padded rows) of each GEMM block covering `rows` rows; padded sizes take 17 values at most."""
-    blocks = [(s, _GEMM_BLOCK, _GEMM_BLOCK) for s in range(0, rows - rows % _GEMM_BLOCK, _GEMM_BLOCK)]
-    rest = rows % _GEMM_BLOCK
-    if rest:
-        blocks.append((rows - rest, rest, -(-rest // _GEMM_ALIGN) * _GEMM_ALIGN))
-    return blocks
-
-
-class _InferenceLinear:
-    """A frozen linear layer in the inference dtype, its weight prepacked for oneDNN on CPU when possible."""
-
-    def __init__(self, linear: nn.Linear, dtype: torch.dtype, prepack: bool):
-        weight = linear.weight.detach().to(dtype)
-        self.bias = None if linear.bias is None else linear.bias.detach().to(dtype)
-        self.prepacked = prepack
-        self.out_features = linear.out_features
-        self.weight = torch.ops.mkldnn._reorder_linear_weight(weight) if prepack else weight
-
-    def __call__(self, x: Tensor, activation: tuple[str, str] | None = None) -> Tensor:
-        if self.prepacked:
-            attr, algorithm = activation or ("none", "")
-            parts = []
-            for start, rows, padded in _gemm_row_blocks(x.shape[0]):
-                block = x[start : start + rows]  # [rows, in]
-                if padded != rows:
-                    block = F.pad(block, (0, 0, 0, padded - rows))  # [padded, in], zero rows
-                parts.append(_onednn_linear(block, self.weight, self.bias, attr, algorithm)[:rows])
-            if not parts:
-                return x.new_empty((0, self.out_features))
-            return parts[0] if len(parts) == 1 else torch.cat(parts)
-        y = F.linear(x, self.weight, self.bias)
-        if activation is not None:
-            y = F.gelu(y, approximate=activation[1]) if activation[0] == "gelu" else F.relu(y)
-        return y
-
-
-class InferenceWeights:
-    """A no-grad copy of a `TransformerEncoder`'s weights in one compute dtype, for `TransformerEncoder.infer`.
-
-    On CPU the linear weights are prepacked into oneDNN's blocked layout once (instead of being reordered, and
-    under autocast re-cast, on every call) and the feed-forward activation runs as a oneDNN post-op. bf16
-    weights are kept here so the float32 parameters stay the source of truth; `key` records which parameter
-    versions this copy was made from.
-    """
-
-    def __init__(self, encoder: TransformerEncoder, dtype: torch.dtype):
-        device = encoder.tok_emb.weight.device
-        self.dtype = dtype
-        self.key = _weights_key(encoder, dtype)
-        # oneDNN prepacking pays off for bf16 (AMX); float32 matmuls run at peak already (and would double memory)
-        prepack = device.type == "cpu" and dtype == torch.bfloat16 and _onednn_bf16_linear_supported()
-        fused = _FUSED_ACTIVATIONS.get(encoder.config.hidden_act)
-        self.activation = fused
-        self.unfused_activation = None if fused is not None else activation(encoder.config.hidden_act)
-        self.layers = []
-        for block in encoder.layers:
-            self.layers.append(
-                (
-                    _InferenceLinear(block.attn.qkv, dtype, prepack),
-                    _InferenceLinear(block.attn.out, dtype, prepack),
-                    _norm(block.attn_norm, dtype),
-                    _InferenceLinear(block.ff_in, dtype, prepack),
-                    _InferenceLinear(block.ff_out, dtype, prepack),
-                    _norm(block.ff_norm, dtype),
-                )
-            )
-        self.num_heads = encoder.config.num_attention_heads
-
-    def layer(self, i: int, x: Tensor, grid: AttentionGrid) -> Tensor:
-        qkv, out, attn_norm, ff_in, ff_out, ff_norm = self.layers[i]
-        x = attn_norm(x + out(grid.attention(qkv(x), self.num_heads)))
-        if self.activation is not None:
-            h = ff_in(x, self.activation)
-        else:
-            h = self.unfused_activation(ff_in(x))
-        return ff_norm(x + ff_out(h))
-
-
-def _norm(norm: nn.LayerNorm, dtype: torch.dtype):
-    weight, bias = norm.weight.detach().to(dtype), norm.bias.detach().to(dtype)
-    shape, eps = norm.normalized_shape, norm.eps
-    return lambda x: F.layer_norm(x, shape, weight, bias, eps)
-
-
-def _weights_key(encoder: nn.Module, dtype: torch.dtype) -> tuple:
-    return (dtype,) + tuple((p.device, p.data_ptr(), p._version) for p in encoder.parameters())
 
 
 class Block(nn.Module):
@@ -195,9 +65,9 @@ class Block(nn.Module):
         self.dropout = Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, x: Tensor, grid: AttentionGrid) -> Tensor:
-        x = self.attn_norm(x + self.dropout(self.attn(x, grid)))
-        x = self.ff_norm(x + self.dropout(self.ff_out(self.act(self.ff_in(x)))))
-        return x
+        x = self.attn_norm(x + self.dropout(self.attn(x, grid)))  # [tokens, hidden]
+        h = self.act(self.ff_in(x))  # [tokens, intermediate]
+        return self.ff_norm(x + self.dropout(self.ff_out(h)))  # [tokens, hidden]
 
 
 class TransformerEncoder(nn.Module):
@@ -240,9 +110,10 @@ class TransformerEncoder(nn.Module):
         return self.config.max_sequence_length
 
     def _embed(self, input_ids: Tensor, positions: Tensor, token_type_ids: Tensor | None) -> Tensor:
+        """Normalised token + position + type embeddings, before dropout: `[..., hidden]`."""
         x = self.tok_emb(input_ids) + self.pos_emb(positions + self.config.position_offset)
         x = x + (self.type_emb.weight[0] if token_type_ids is None else self.type_emb(token_type_ids))
-        return self.emb_dropout(self.emb_norm(x))
+        return self.emb_norm(x)
 
     def forward(self, batch: PackedBatch) -> Tensor:
         """Token states of a packed batch: `[tokens, hidden]`."""
@@ -251,7 +122,7 @@ class TransformerEncoder(nn.Module):
                 f"a sequence of {batch.max_len} tokens exceeds the position table ({self.max_sequence_length})"
             )
         grid = AttentionGrid.from_packed(batch)
-        x = self._embed(batch.input_ids, batch.positions, None)  # [tokens, hidden]
+        x = self.emb_dropout(self._embed(batch.input_ids, batch.positions, None))  # [tokens, hidden]
         for layer in self.layers:
             x = layer(x, grid)
         return x
@@ -259,7 +130,7 @@ class TransformerEncoder(nn.Module):
     def inference_weights(self, dtype: torch.dtype = torch.float32) -> InferenceWeights:
         """The inference copy of the weights in `dtype`, rebuilt when a parameter changed since it was made."""
         cached = self.__dict__.get("_inference_weights")
-        if cached is None or cached.key != _weights_key(self, dtype):
+        if cached is None or cached.key != weights_key(self, dtype):
             self.__dict__["_inference_weights"] = None  # free the old copy before building the new one
             cached = InferenceWeights(self, dtype)
             self.__dict__["_inference_weights"] = cached
@@ -273,8 +144,9 @@ class TransformerEncoder(nn.Module):
     def infer(self, batch: PackedBatch, weights: InferenceWeights | None = None) -> Tensor:
         """Token states of a packed batch without autograd, in the inference weights' dtype: `[tokens, hidden]`.
 
-        Computes what `forward` computes in eval mode (float32 weights give the same numbers up to float
-        rounding); with bf16 weights the matmuls, attention and LayerNorms run in bf16 (accumulating in
+        Computes what `forward` computes in eval mode, whatever mode the module is in (no dropout, no module
+        state read or changed, so threads may share it); float32 weights give the same numbers up to float
+        rounding; with bf16 weights the matmuls, attention and LayerNorms run in bf16 (accumulating in
         float32 inside the kernels) and the embedding sum and its LayerNorm in float32.
         """
         weights = weights if weights is not None else self.inference_weights()
@@ -293,7 +165,7 @@ class TransformerEncoder(nn.Module):
         seq = input_ids.shape[1]
         positions = torch.arange(seq, device=input_ids.device).expand_as(input_ids)
         grid = AttentionGrid.from_mask(attention_mask)
-        x = self._embed(input_ids, positions, token_type_ids)  # [batch, seq, hidden]
+        x = self.emb_dropout(self._embed(input_ids, positions, token_type_ids))  # [batch, seq, hidden]
         for layer in self.layers:
             x = layer(x, grid)
         return x

@@ -7,7 +7,6 @@ only ever read as tensors: safetensors, or `torch.load(weights_only=True)`.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -18,6 +17,7 @@ from torch import Tensor
 
 from kosim.nn.config import EncoderConfig
 from kosim.nn.encoder import TransformerEncoder
+from kosim.st_format import CheckpointError, read_json
 
 SAFETENSORS = "model.safetensors"
 PYTORCH_BIN = "pytorch_model.bin"
@@ -47,12 +47,12 @@ _LAYER = {
 _QKV = ("query", "key", "value")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded exactly: missing or unexpected weights, bad files."""
-
-
 def resolve_model_dir(name_or_path: str | os.PathLike, trust_remote_code: bool = False) -> Path:
-    """A local directory for `name_or_path`: the path itself, or a hub snapshot (honours HF_HUB_OFFLINE)."""
+    """A local directory for `name_or_path`: the path itself, or a hub snapshot (honours HF_HUB_OFFLINE).
+
+    `trust_remote_code=True` also fetches the repository's Python files (`*.py`), which transformers imports
+    for a custom architecture; without it no code is downloaded.
+    """
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
@@ -64,6 +64,8 @@ def resolve_model_dir(name_or_path: str | os.PathLike, trust_remote_code: bool =
     from huggingface_hub import snapshot_download
 
     patterns = ["*.json", "*.txt", "*.model", "*.safetensors", "**/*.json", "**/*.safetensors"]
+    if trust_remote_code:
+        patterns += ["*.py", "**/*.py"]
     try:
         local = Path(snapshot_download(repo_id=name, allow_patterns=patterns))
         if not any(local.glob("*.safetensors")):
@@ -74,15 +76,6 @@ def resolve_model_dir(name_or_path: str | os.PathLike, trust_remote_code: bool =
             f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}): {exc}"
         ) from exc
     return local
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """Parse a JSON config file (data only), naming the file on error."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
 
 
 def _load_file(path: Path) -> dict[str, Tensor]:
@@ -113,6 +106,25 @@ def read_state_dict(model_dir: Path) -> dict[str, Tensor]:
     raise CheckpointError(f"{model_dir} holds no {SAFETENSORS} or {PYTORCH_BIN} (sharded or not)")
 
 
+def check_weights(state: dict[str, Tensor], source: Path | str) -> None:
+    """Refuse weights the encoder cannot run, naming the tensor.
+
+    The architecture computes in floating point: an integer dtype (int8 weights, or a safetensors header retagged
+    F32 -> I32) would be cast to meaningless floats, and a NaN/inf makes every embedding NaN. One vectorized
+    `isfinite` per tensor.
+    """
+    for name, tensor in state.items():
+        if not isinstance(tensor, Tensor):
+            raise CheckpointError(f"{source}: weight {name!r} is a {type(tensor).__name__}, not a tensor")
+        if not tensor.is_floating_point():
+            raise CheckpointError(
+                f"{source}: weight {name!r} has dtype {tensor.dtype}, expected a floating-point dtype"
+            )
+        if not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(f"{source}: weight {name!r} holds {bad} NaN or infinite value(s)")
+
+
 def _hf_names(cfg: EncoderConfig) -> dict[str, str | tuple[str, str, str]]:
     """Map each of our parameter names to its HF name (a triple for the fused qkv)."""
     names: dict[str, str | tuple[str, str, str]] = dict(_EMBEDDINGS)
@@ -133,8 +145,10 @@ def _normalise_key(key: str) -> str:
     return key
 
 
-def from_hf_state_dict(cfg: EncoderConfig, hf_state: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """Translate a Hugging Face state dict into ours; every weight must be present and none left over.
+def from_hf_state_dict(
+    cfg: EncoderConfig, hf_state: dict[str, Tensor], source: Path | str = "checkpoint"
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Translate a Hugging Face state dict into ours; every weight must be present, none left over, all valid.
 
     Returns our weights and the checkpoint's pooler (under its unprefixed HF names), which the encoder does not
     use but saves back.
@@ -158,7 +172,9 @@ def from_hf_state_dict(cfg: EncoderConfig, hf_state: dict[str, Tensor]) -> tuple
             f"missing {sorted(missing)[:20]}{' ...' if len(missing) > 20 else ''}; "
             f"unexpected {unexpected[:20]}{' ...' if len(unexpected) > 20 else ''}"
         )
-    return ours, {k: v for k, v in hf_state.items() if k.startswith(_POOLER)}
+    pooler = {k: v for k, v in hf_state.items() if k.startswith(_POOLER)}
+    check_weights({k: hf_state[k] for k in sorted(used)} | pooler, source)  # before the fused qkv cast hides a dtype
+    return ours, pooler
 
 
 def to_hf_state_dict(model: TransformerEncoder) -> dict[str, Tensor]:
@@ -178,11 +194,19 @@ def to_hf_state_dict(model: TransformerEncoder) -> dict[str, Tensor]:
     return out
 
 
+def encoder_config(model_dir: Path, hf_config: dict[str, Any]) -> EncoderConfig:
+    """`EncoderConfig` of a checkpoint, its validation errors as `CheckpointError`s naming `config.json`."""
+    try:
+        return EncoderConfig.from_hf(hf_config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{model_dir / 'config.json'}: {exc}") from None
+
+
 def load_encoder(model_dir: Path, hf_config: dict[str, Any]) -> TransformerEncoder:
-    """Build the encoder from `config.json` and load its weights exactly (float32)."""
-    cfg = EncoderConfig.from_hf(hf_config)
+    """Build the encoder from `config.json` and load its weights exactly (float32), refusing broken weights."""
+    cfg = encoder_config(model_dir, hf_config)
     model = TransformerEncoder(cfg)
-    state, pooler = from_hf_state_dict(cfg, read_state_dict(model_dir))
+    state, pooler = from_hf_state_dict(cfg, read_state_dict(model_dir), source=model_dir)
     for name, param in model.state_dict().items():
         if state[name].shape != param.shape:
             raise CheckpointError(f"weight {name}: checkpoint shape {tuple(state[name].shape)} != {tuple(param.shape)}")

@@ -226,7 +226,7 @@ def _onednn_fp32_prepack_works() -> bool:
 @pytest.mark.skipif(not _onednn_fp32_prepack_works(), reason="oneDNN prepacked linear unavailable in this build")
 @pytest.mark.parametrize("act", [None, ("gelu", "none"), ("gelu", "tanh"), ("relu", "")])
 def test_prepacked_linear_row_blocks_equal_plain_linear(act, monkeypatch):
-    import kosim.nn.encoder as enc
+    import kosim.nn.inference as enc
 
     torch.manual_seed(0)
     layer = torch.nn.Linear(24, 40)
@@ -254,7 +254,7 @@ def test_prepacked_linear_row_blocks_equal_plain_linear(act, monkeypatch):
 
 
 def test_gemm_row_blocks_cover_every_row():
-    import kosim.nn.encoder as enc
+    import kosim.nn.inference as enc
 
     for rows in [1, 127, 128, 129, 2047, 2048, 2049, 10_000]:
         blocks = enc._gemm_row_blocks(rows)

@@ -1,0 +1,149 @@
+"""Read and write a sentence-transformers model directory: the parts of a `SentenceEncoder`, module by module.
+
+A directory holds the transformer at its root (or under the first module's path), then `1_Pooling`, optional
+`N_Dense` and `N_Normalize` modules, as `modules.json` lists them. `read_directory` returns the constructor
+arguments of a `SentenceEncoder`; `write_directory` writes one back in sentence-transformers 3.x's layout, which
+both libraries load with identical embeddings. File names and JSON parsing live in `kosim.st_format`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+from kosim.nn import HFEncoder, TransformerEncoder, is_native, load_encoder
+from kosim.nn.loading import SAFETENSORS, check_weights, read_state_dict, to_hf_state_dict
+from kosim.pooling import Dense, Normalize, Pooling
+from kosim.st_format import (
+    HF_CONFIG,
+    MODULE_CONFIG,
+    MODULES_JSON,
+    SBERT_CONFIG,
+    ST_CONFIG,
+    CheckpointError,
+    read_json,
+    read_modules,
+    versions,
+    write_json,
+    write_modules,
+)
+from kosim.tokenizer import TextTokenizer
+
+if TYPE_CHECKING:
+    from kosim.model import SentenceEncoder
+
+
+def _optional_json(path: Path) -> dict[str, Any]:
+    return read_json(path) if path.is_file() else {}
+
+
+def _load_encoder(transformer_dir: Path, trust_remote_code: bool) -> nn.Module:
+    """kosim's own encoder for the architectures it implements, transformers' AutoModel otherwise."""
+    if not (transformer_dir / HF_CONFIG).is_file():
+        raise CheckpointError(f"{transformer_dir} has no {HF_CONFIG}")
+    hf_config = read_json(transformer_dir / HF_CONFIG)
+    if is_native(hf_config):
+        return load_encoder(transformer_dir, hf_config)
+    return HFEncoder.load(transformer_dir, trust_remote_code=trust_remote_code)
+
+
+def _load_dense(path: Path) -> Dense:
+    dense = Dense.from_config(read_json(path / MODULE_CONFIG))
+    state = read_state_dict(path)
+    check_weights(state, path)
+    dense.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    return dense
+
+
+def read_directory(model_dir: Path, trust_remote_code: bool = False) -> dict[str, Any]:
+    """The `SentenceEncoder(...)` keyword arguments of a sentence-transformers directory or transformers checkpoint.
+
+    A plain transformers checkpoint (no `modules.json`) gets mean pooling and `max_seq_length` from its tokenizer,
+    capped at 512.
+    """
+    modules = read_modules(model_dir)
+    st_cfg = _optional_json(model_dir / ST_CONFIG)
+    transformer_dir = modules[0][1] if modules else model_dir
+    sbert = _optional_json(transformer_dir / SBERT_CONFIG)
+    encoder = _load_encoder(transformer_dir, trust_remote_code)
+    tokenizer = TextTokenizer.load(
+        transformer_dir,
+        max_seq_length=sbert.get("max_seq_length"),
+        do_lower_case=bool(sbert.get("do_lower_case", False)),
+        position_limit=encoder.max_sequence_length,
+    )
+    pooling, post = None, []
+    for kind, path in (modules or [])[1:]:
+        if kind == "pooling":
+            pooling = Pooling.from_config(read_json(path / MODULE_CONFIG), source=str(path / MODULE_CONFIG))
+        elif kind == "dense":
+            post.append(_load_dense(path))
+        elif kind == "normalize":
+            post.append(Normalize())
+        else:
+            raise CheckpointError(f"{model_dir / MODULES_JSON}: a second Transformer module is not supported")
+    return {
+        "encoder": encoder,
+        "tokenizer": tokenizer,
+        "pooling": pooling,
+        "post": post,
+        "similarity_fn_name": st_cfg.get("similarity_fn_name") or "cosine",
+        "prompts": st_cfg.get("prompts") or {},
+        "default_prompt_name": st_cfg.get("default_prompt_name"),
+    }
+
+
+def _write_transformer(model: SentenceEncoder, out: Path) -> None:
+    """The transformer module at the directory's root: config, weights, tokenizer, `sentence_bert_config.json`."""
+    from safetensors.torch import save_file
+
+    if isinstance(model.encoder, TransformerEncoder):
+        write_json(out / HF_CONFIG, model.encoder.config.to_hf())
+        save_file(to_hf_state_dict(model.encoder), str(out / SAFETENSORS), {"format": "pt"})
+    else:
+        model.encoder.model.save_pretrained(str(out))
+    model.tokenizer.save(out)
+    write_json(
+        out / SBERT_CONFIG, {"max_seq_length": model.max_seq_length, "do_lower_case": model.tokenizer.do_lower_case}
+    )
+
+
+def _write_post(module: nn.Module, out: Path, sub: str) -> None:
+    """A Dense (config and weights) or Normalize (an empty folder) module under `out / sub`."""
+    from safetensors.torch import save_file
+
+    if isinstance(module, Dense):
+        write_json(out / sub / MODULE_CONFIG, module.config())
+        state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+        save_file(state, str(out / sub / SAFETENSORS), {"format": "pt"})
+    else:
+        (out / sub).mkdir(exist_ok=True)
+
+
+def write_directory(model: SentenceEncoder, out: Path, model_card: str | None = None) -> Path:
+    """Write `model` as a sentence-transformers 3.x directory (and `README.md` when a card is given)."""
+    out.mkdir(parents=True, exist_ok=True)
+    _write_transformer(model, out)
+    write_json(
+        out / ST_CONFIG,
+        {
+            "__version__": versions(),
+            "prompts": model.prompts,
+            "default_prompt_name": model.default_prompt_name,
+            "similarity_fn_name": model.similarity_fn_name,
+            "model_type": "SentenceTransformer",
+        },
+    )
+    layout = [("transformer", ""), ("pooling", "1_Pooling")]
+    write_json(out / "1_Pooling" / MODULE_CONFIG, model.pooling.config())
+    for i, module in enumerate(model.post, start=2):
+        kind = "dense" if isinstance(module, Dense) else "normalize"
+        sub = f"{i}_{kind.capitalize()}"
+        _write_post(module, out, sub)
+        layout.append((kind, sub))
+    write_modules(out, layout)
+    if model_card is not None:
+        (out / "README.md").write_text(model_card, encoding="utf-8")
+    return out
