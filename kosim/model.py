@@ -19,12 +19,7 @@ from kosim.precision import autocast
 from kosim.similarity import PAIRWISE_FUNCTIONS, SIMILARITY_FUNCTIONS, resolve_similarity, to_tensor
 from kosim.st_directory import read_directory, write_directory
 from kosim.tokenizer import TextTokenizer
-
-
-def _row_spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Flat indices of the spans `[starts[i], starts[i] + lengths[i])`, concatenated."""
-    ends = np.cumsum(lengths)
-    return np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64) + np.repeat(starts - ends + lengths, lengths)
+from kosim.utils import ragged
 
 
 def check_texts(texts: Any, name: str = "texts") -> list[str]:
@@ -154,12 +149,11 @@ class SentenceEncoder(nn.Module):
             for start in range(0, len(items), chunk_size):
                 chunk = items[start : start + chunk_size]
                 ids, lengths = self.tokenizer.encode_flat([prompt + t for t in chunk] if prompt else chunk)
-                offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-                np.cumsum(lengths, out=offsets[1:])
+                offsets = ragged.offsets_from_lengths(lengths)
                 order = np.argsort(-lengths, kind="stable")
                 for b in range(0, len(order), batch_size):
                     rows = order[b : b + batch_size]
-                    batch = pack_flat(ids[_row_spans(offsets[rows], lengths[rows])], lengths[rows]).to(device)
+                    batch = pack_flat(ragged.gather(ids, offsets, rows)[0], lengths[rows]).to(device)
                     emb = self._encode_batch(batch, prompt_length, dtype, weights)
                     if normalize:
                         emb = torch.nn.functional.normalize(emb, p=2, dim=-1)
