@@ -259,15 +259,11 @@ class Trainer:
     ) -> str:
         bad = next((m for m in micro_batches if not torch.isfinite(m.loss)), None)
         shown = bad or micro_batches[-1]
-        if bad is not None:
-            what = f"non-finite loss {bad.loss.item()}"
-        else:
-            what = (
-                f"non-finite gradient norm {float(grad_norm)} (loss {shown.loss.item():.4g}; lower the learning_rate?)"
-            )
+        what = f"non-finite loss {bad.loss.item()}" if bad else f"non-finite gradient norm {float(grad_norm)}"
         rows = f"{list(shown.rows[:8])}{'...' if len(shown.rows) > 8 else ''}"
+        finite_loss = "" if bad else f"; its loss, {shown.loss.item():.4g}, is finite: lower the learning_rate?"
         return (
-            f"{what} at step {s.global_step + 1} (epoch {epoch}, dataset {shown.dataset!r}, rows {rows}); "
+            f"{what} at step {s.global_step + 1} (epoch {epoch}, dataset {shown.dataset!r}, rows {rows}{finite_loss}); "
             f"the step was refused and no weight changed; the last good checkpoint is kept: "
             f"{latest_checkpoint(self.output_dir)}"
         )
