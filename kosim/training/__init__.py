@@ -1,4 +1,8 @@
-"""kosim.training: TrainingArguments, the Trainer loop, the loss step (GradCache, gather), checkpoints."""
+"""kosim.training: TrainingArguments, the Trainer loop, the training step, checkpoints.
+
+arguments (TrainingArguments) -> state (set-up: TrainState) -> trainer (the loop) -> step (loss_backward,
+optimizer_step) -> stats (the log window) -> checkpoint (save, verify, resume) ; signals, schedule, distributed
+"""
 
 from __future__ import annotations
 

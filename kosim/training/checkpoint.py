@@ -4,7 +4,10 @@ Layout of `output_dir/checkpoint-<step>/`: the model as a sentence-transformers 
 `trainer_state.pt` (optimizer, scheduler, scaler, sampler position, every RNG state, counters and log history;
 tensors and plain containers only, read back with `weights_only=True`), and `manifest.json` with the sha256 of
 every file. A checkpoint is written to a temporary directory and renamed into place, so an interrupted write never
-replaces or corrupts the previous one.
+replaces or corrupts the previous one; `remove_partial_checkpoints` clears what a killed write leaves behind.
+
+What a checkpoint holds of a run is one list, `STATEFUL` + `COUNTERS`, read by both `checkpoint_state` and
+`restore_state`.
 """
 
 from __future__ import annotations
@@ -16,19 +19,46 @@ import random
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from kosim.nn.loading import CheckpointError
+from kosim.training.errors import TrainingError
+
 MANIFEST = "manifest.json"
 STATE = "trainer_state.pt"
 _NAME = re.compile(r"^checkpoint-(\d+)$")
+_PARTIAL = ".tmp-checkpoint-"
+
+# The run state a checkpoint holds: objects saved with `state_dict()` and restored with `load_state_dict()`, and
+# plain values (attributes of the Trainer's run state). Every process's RNG state is stored beside them as "rng".
+STATEFUL = ("optimizer", "scheduler", "scaler", "sampler")
+COUNTERS = ("global_step", "skipped_steps", "log_history")
 
 
-class CheckpointCorruptError(RuntimeError):
-    """A checkpoint whose files are missing, truncated or altered."""
+class CheckpointCorruptError(CheckpointError):
+    """A checkpoint whose files are missing, truncated or altered (a user error: the message names the file)."""
+
+
+def checkpoint_state(run: Any, rng_states: list[dict[str, Any]]) -> dict[str, Any]:
+    """The trainer state to save: `STATEFUL` and `COUNTERS` of `run`, and the RNG state of each process."""
+    state = {name: getattr(run, name).state_dict() for name in STATEFUL}
+    state.update({name: getattr(run, name) for name in COUNTERS})
+    return {**state, "rng": rng_states}
+
+
+def restore_state(run: Any, state: dict[str, Any], rank: int = 0) -> None:
+    """Put a saved trainer state back into `run` (the inverse of `checkpoint_state`), and this process's RNG."""
+    for name in STATEFUL:
+        getattr(run, name).load_state_dict(state[name])
+    for name in COUNTERS:
+        value = state[name]
+        setattr(run, name, list(value) if isinstance(value, list) else value)
+    set_rng_state(state["rng"][min(rank, len(state["rng"]) - 1)])
 
 
 def rng_state() -> dict[str, Any]:
@@ -69,7 +99,7 @@ def save_checkpoint(output_dir: Path, step: int, model, state: dict[str, Any], k
     """Write `checkpoint-<step>` atomically; keep only the newest `keep` checkpoints."""
     output_dir.mkdir(parents=True, exist_ok=True)
     final = output_dir / f"checkpoint-{step}"
-    tmp = output_dir / f".tmp-checkpoint-{step}-{uuid.uuid4().hex[:8]}"
+    tmp = output_dir / f"{_PARTIAL}{step}-{uuid.uuid4().hex[:8]}"
     try:
         model.save(tmp)
         torch.save(state, tmp / STATE)
@@ -89,6 +119,16 @@ def save_checkpoint(output_dir: Path, step: int, model, state: dict[str, Any], k
         for old in list_checkpoints(output_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def remove_partial_checkpoints(output_dir: Path) -> list[Path]:
+    """Delete the temporary directories of checkpoint writes that a kill interrupted; returns what was removed."""
+    if not output_dir.is_dir():
+        return []
+    partial = sorted(p for p in output_dir.iterdir() if p.name.startswith(_PARTIAL) and p.is_dir())
+    for path in partial:
+        shutil.rmtree(path, ignore_errors=True)
+    return partial
 
 
 def list_checkpoints(output_dir: Path) -> list[Path]:
@@ -133,3 +173,43 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     weights = SentenceEncoder.load(path).state_dict()
     state = torch.load(path / STATE, map_location="cpu", weights_only=True)
     return weights, state
+
+
+Checkpoint = tuple[Path, dict[str, torch.Tensor], dict[str, Any]]
+
+
+def load_resume_checkpoint(
+    output_dir: Path, resume_from_checkpoint: bool | str | None, log: Callable[[str], None]
+) -> Checkpoint | None:
+    """The checkpoint a run resumes from, verified and loaded: `(path, weights, trainer state)`, or None.
+
+    `True` / `"latest"`: the newest checkpoint in `output_dir` that verifies; each newer one that does not is
+    reported through `log` and skipped, and only when none verifies is the newest one's problem raised. A path:
+    exactly that checkpoint (a corrupted one is an error).
+    """
+    value = resume_from_checkpoint
+    if value in (None, False, ""):
+        return None
+    if value is not True and value != "latest":
+        path = Path(value)
+        if not path.is_dir():
+            raise TrainingError(f"resume_from_checkpoint: {path} is not a checkpoint directory")
+        return (path, *load_checkpoint(path))
+    candidates = list_checkpoints(output_dir)
+    if not candidates:
+        raise TrainingError(f"resume_from_checkpoint=True but {output_dir} holds no checkpoint")
+    problems: list[CheckpointCorruptError] = []
+    for path in reversed(candidates):
+        try:
+            weights, state = load_checkpoint(path)
+        except CheckpointCorruptError as exc:
+            problems.append(exc)
+            log(f"cannot resume from {path.name}: {exc}; trying an older checkpoint")
+            continue
+        if problems:
+            log(f"resuming from {path}, the newest checkpoint that verifies")
+        return path, weights, state
+    raise CheckpointCorruptError(
+        f"no checkpoint in {output_dir} verifies, so the run cannot resume (newest: {problems[0]}); "
+        "remove the corrupted checkpoint directories, or start afresh with resume_from_checkpoint=False"
+    )

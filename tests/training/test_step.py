@@ -98,3 +98,68 @@ def test_row_chunks_cover_the_batch(bert_dir):
     assert [c.num_rows for c in chunks] == [4, 2]
     assert sum(c.packed.num_tokens for c in chunks) == batch.packed.num_tokens
     torch.testing.assert_close(torch.cat([c.labels for c in chunks]), batch.labels)
+
+
+class ScalerStandIn:
+    """What `optimizer_step` uses of an enabled fp16 GradScaler, on CPU: unscale, skip the step on inf/NaN
+    gradients and halve the scale then, grow it otherwise."""
+
+    def __init__(self, scale: float = 2.0**4):
+        self.scale_value, self.found_inf = scale, False
+
+    def is_enabled(self) -> bool:
+        return True
+
+    def scale(self, loss):
+        return loss * self.scale_value
+
+    def unscale_(self, optimizer) -> None:
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        for g in grads:
+            g.div_(self.scale_value)
+        self.found_inf = not all(torch.isfinite(g).all() for g in grads)
+
+    def step(self, optimizer) -> None:
+        if not self.found_inf:
+            optimizer.step()
+
+    def update(self) -> None:
+        self.scale_value *= 0.5 if self.found_inf else 2.0
+
+    def get_scale(self) -> float:
+        return self.scale_value
+
+
+def _one_parameter_step(scaler, grad: float, skips):
+    from kosim.training.step import optimizer_step
+
+    p = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.SGD([p], lr=0.1)
+    p.grad = torch.full((3,), grad * scaler.get_scale())  # as backward of a scaled loss leaves it
+    result = optimizer_step(optimizer, scaler, [p], max_grad_norm=100.0, skips=skips)
+    return p.detach(), result
+
+
+def test_fp16_skips_are_counted_and_end_the_run_when_consecutive():
+    from kosim.training.step import SkipCounter
+
+    scaler, skips = ScalerStandIn(), SkipCounter(limit=2)
+    weights, result = _one_parameter_step(scaler, 1.0, skips)
+    assert not result.refused and torch.allclose(weights, torch.full((3,), 0.9)) and skips.total == 0
+    for expected in (1, 2):
+        weights, result = _one_parameter_step(scaler, float("inf"), skips)
+        assert torch.equal(weights, torch.ones(3)) and not result.refused  # the scaler skipped the step
+        assert (skips.total, skips.consecutive) == (expected, expected)
+    assert skips.exhausted
+    _one_parameter_step(scaler, 1.0, skips)
+    assert (skips.total, skips.consecutive, skips.exhausted) == (2, 0, False)
+
+
+def test_non_finite_gradients_are_refused_without_fp16():
+    from kosim.training.step import SkipCounter
+
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    for bad in (float("nan"), float("inf")):
+        weights, result = _one_parameter_step(scaler, bad, SkipCounter(limit=1))
+        assert result.refused and not torch.isfinite(result.grad_norm)
+        assert torch.equal(weights, torch.ones(3))

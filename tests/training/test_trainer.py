@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -76,6 +77,41 @@ def test_kill_during_a_checkpoint_write_leaves_a_resumable_run(bert_dir, tmp_pat
     resumed = _final_weights(out)
     for name, tensor in uninterrupted.items():
         assert torch.equal(resumed[name], tensor), name
+
+
+# The run ends on a checkpoint in the middle of its second epoch; with a constant learning rate an extra step after
+# resuming would change the weights.
+ENDS_ON_A_CHECKPOINT = ("max_steps=12", "save_steps=4", "lr_scheduler_type=constant_with_warmup")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_to_a_checkpoint(bert_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("full-constant")
+    _run_job(bert_dir, out, fault=ENDS_ON_A_CHECKPOINT)
+    return out
+
+
+def _logged_steps(out: Path) -> list[int]:
+    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    return [r["step"] for r in records if "loss" in r]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["kill-after", "kill-final"])  # after the last save; during the final save
+def test_kill_after_the_last_checkpoint_resumes_without_training(
+    bert_dir, tmp_path, uninterrupted_to_a_checkpoint, moment
+):
+    out = tmp_path / "run"
+    proc = _run_job(bert_dir, out, wait=False, fault=(moment, "12", *ENDS_ON_A_CHECKPOINT))
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, output
+    assert (out / "checkpoint-12").is_dir() and not (out / "modules.json").exists()
+    _run_job(bert_dir, out, resume=True, fault=ENDS_ON_A_CHECKPOINT)
+    resumed, reference = _final_weights(out), _final_weights(uninterrupted_to_a_checkpoint)
+    for name, tensor in reference.items():
+        assert torch.equal(resumed[name], tensor), name
+    assert _logged_steps(out) == _logged_steps(uninterrupted_to_a_checkpoint)  # no step 13
+    assert (out / "modules.json").is_file()
 
 
 def test_disk_full_while_saving_keeps_the_previous_checkpoint(bert_dir, tmp_path):
