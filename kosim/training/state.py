@@ -113,7 +113,9 @@ def warn_label_ranges(datasets: Mapping[str, ColumnDataset], losses: Mapping[str
 def _sampler(data: TokenizedDataset, args: TrainingArguments, world_size: int):
     batch = args.per_device_train_batch_size * world_size
     if args.batch_sampler == "no_duplicates":
-        return NoDuplicatesBatchSampler(data, batch, drop_last=args.dataloader_drop_last, seed=args.seed)
+        return NoDuplicatesBatchSampler(
+            data, batch, drop_last=args.dataloader_drop_last, seed=args.seed, min_batch_rows=2
+        )
     return BatchSampler(data, batch, drop_last=args.dataloader_drop_last, seed=args.seed)
 
 

@@ -180,3 +180,20 @@ def test_nan_in_an_earlier_micro_batch_refuses_the_step(bert_dir, tmp_path):
         Trainer(model, args, data, NanAtCall(1)).train()  # the NaN is in micro-batch 1 of 2
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, before[name]), name  # refused before any weight changed
+
+
+def test_all_duplicate_rows_under_no_duplicates_is_an_error(no_dropout_dir, tmp_path):
+    """40 identical pairs, batch 8, no_duplicates: every batch would hold one row (MNRL loss 0): refused up front."""
+    from kosim.data import DataError
+
+    same = ColumnDataset({"a": ["같은 문장"] * 40, "b": ["같은 답"] * 40})
+    with pytest.raises(DataError, match="no_duplicates|batch"):
+        _train(
+            no_dropout_dir,
+            tmp_path / "dup",
+            same,
+            MultipleNegativesRankingLoss(),
+            per_device_train_batch_size=8,
+            batch_sampler="no_duplicates",
+        )
+    assert not (tmp_path / "dup" / "model.safetensors").exists()
