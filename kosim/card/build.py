@@ -1,9 +1,9 @@
-"""Model cards: the ``README.md`` the Trainer saves next to a model, laid out like sentence-transformers' cards.
+"""Gathering a model card's values: the ``README.md`` the Trainer saves next to a model.
 
 Every value is computed from the run: dataset sizes and token statistics, loss parameters, hyperparameters, the
 training log and the final evaluation metrics. The YAML front matter carries the Hugging Face Hub metadata (tags,
 widget examples, ``model-index``) so the directory reads as a sentence-transformers model on the Hub. This file
-gathers the values; :mod:`kosim.card_template` lays them out.
+gathers the values; :mod:`kosim.card.template` lays them out.
 """
 
 from __future__ import annotations
@@ -11,17 +11,20 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from kosim import card_template as tpl
-from kosim.data.datasets import ColumnDataset
-from kosim.model import SentenceEncoder
+from kosim.card import template as tpl
+from kosim.card.architecture import architecture
 from kosim.st_format import versions
-from kosim.training.arguments import TrainingArguments
+
+if TYPE_CHECKING:  # the card reads these through their public attributes only
+    from kosim.config.arguments import TrainingArguments
+    from kosim.data.datasets import ColumnDataset
+    from kosim.model import SentenceEncoder
 
 __all__ = ["build_model_card", "column_stats", "evaluator_metrics", "log_rows", "widget_examples"]
 
@@ -276,7 +279,7 @@ def build_model_card(
             base_model,
             f"https://huggingface.co/{hub_base}" if hub_base else None,
             details,
-            model.architecture(),
+            architecture(model),
             model.embedding_dim,
         ),
         tpl.usage(args.output_dir, list(example), embeddings.shape, similarities, details["Similarity Function"]),
@@ -288,7 +291,7 @@ def build_model_card(
         tpl.hyperparameters(
             {k: v for k, v in args.non_defaults().items() if k not in HIDDEN_ARGS},
             {k: v for k, v in args.to_dict().items() if k not in HIDDEN_ARGS},
-            dict(args.extra),
+            dict(args.card_notes),
         )
     )
     headers, rows, bold = log_rows(log_history, evaluators)
