@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from kosim.card import build_model_card, log_rows
-from kosim.card_template import yaml_scalar
+from kosim.card import architecture, build_model_card, log_rows
+from kosim.card.template import yaml_scalar
 from kosim.data.datasets import ColumnDataset
 from kosim.evaluation import EmbeddingSimilarityEvaluator, TripletEvaluator
 from kosim.losses import CosineSimilarityLoss, MatryoshkaLoss, MultipleNegativesRankingLoss
@@ -63,7 +63,7 @@ def setup(model, tmp_path_factory):
         num_train_epochs=1,
         warmup_ratio=0.1,
         batch_sampler="no_duplicates",
-        extra={"note": "card test"},
+        card_notes={"note": "card test"},
     )
     losses = {"nli": MatryoshkaLoss(MultipleNegativesRankingLoss(scale=30.0), [32, 16]), "sts": CosineSimilarityLoss()}
     kwargs = dict(
@@ -216,7 +216,7 @@ def test_model_description_and_architecture(setup, model):
     assert f"- **Output Dimensionality:** {model.embedding_dim} dimensions" in details
     assert "- **Similarity Function:** Cosine Similarity" in details
     assert "- **Language:** ko" in details
-    assert f"```\n{model.architecture()}\n```" in card
+    assert f"```\n{architecture(model)}\n```" in card
     assert card.index("# SentenceTransformer based on klue/bert-base") < card.index("## Model Details")
 
 

@@ -16,8 +16,8 @@ from kosim.config import (
     parse_config,
     run,
 )
+from kosim.config.runner import load_dataset, load_model
 from kosim.data.resources import KORNLU_DIR
-from kosim.runner import load_dataset, load_model
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from kosim.config import ConfigError
+from kosim.config.quickstart import DEFAULT_CONFIG, run_quickstart
 from kosim.model import SentenceEncoder
-from kosim.quickstart import DEFAULT_CONFIG, run_quickstart
 
 
 def _small_config(tmp_path):

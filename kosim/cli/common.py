@@ -1,18 +1,15 @@
-"""Helpers shared by the subcommands: usage errors, reading text files, loading a model, printing JSON."""
+"""Helpers shared by the subcommands: argument types, reading text files, loading a model, printing JSON."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+from kosim.cli.errors import UsageError
+
 TABLE_SUFFIXES = (".tsv", ".csv", ".jsonl")
-
-
-class UsageError(Exception):
-    """Bad command-line input; reported as ``kosim CMD: error: ...`` with exit code 2."""
 
 
 def existing_file(value: str) -> Path:
@@ -49,12 +46,14 @@ def add_model_arguments(parser: argparse.ArgumentParser, batch_size: int = 32) -
 
 
 def load_model(args: argparse.Namespace):
-    """The SentenceEncoder named by ``--model`` on ``--device``."""
-    import torch
-
+    """The SentenceEncoder named by ``--model`` on ``--device`` (checked before the model is loaded)."""
     from kosim.model import SentenceEncoder
+    from kosim.utils.device import resolve_device
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(f"--device: {exc}") from None
     return SentenceEncoder.load(args.model, device=device)
 
 
@@ -78,8 +77,3 @@ def read_texts(path: Path, column: str | None, what: str = "--input") -> list[st
 def print_json(obj: Any) -> None:
     """One JSON line on stdout (non-ASCII kept readable)."""
     print(json.dumps(obj, ensure_ascii=False), flush=True)
-
-
-def note(message: str) -> None:
-    """A progress line on stderr."""
-    print(f"kosim: {message}", file=sys.stderr, flush=True)

@@ -6,7 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from kosim.cli.common import add_model_arguments, existing_file, load_model, note, print_json, read_texts
+from kosim.cli.common import add_model_arguments, existing_file, load_model, print_json, read_texts
+from kosim.utils.log import log
 
 HELP = "embed the texts of a file into a .npy array"
 DESCRIPTION = """\
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     texts = read_texts(args.input, args.column)
     model = load_model(args)
-    note(f"encoding {len(texts)} texts from {args.input}")
+    log(f"encoding {len(texts)} texts from {args.input}")
     start = time.perf_counter()
     embeddings = model.encode(texts, batch_size=args.batch_size, normalize=args.normalize, dtype=args.dtype)
     seconds = time.perf_counter() - start

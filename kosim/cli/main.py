@@ -3,20 +3,19 @@
 Subcommands are registered in :data:`COMMANDS`; adding one is one entry there plus a module with
 ``add_arguments(parser)`` and ``run(args) -> int``. Errors caused by the input (a missing file, a bad config or
 data file, an unloadable model) are reported on stderr with exit code 2, never as a traceback; set
-``KOSIM_DEBUG=1`` to see the traceback anyway.
+``KOSIM_DEBUG=1`` to see the traceback anyway (the policy: :mod:`kosim.cli.errors`).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kosim import __version__
 from kosim.cli import encode, evaluate, quickstart, search, train
-from kosim.cli.common import UsageError
+from kosim.cli.errors import run_reporting
 
 
 @dataclass(frozen=True)
@@ -45,9 +44,6 @@ COMMANDS: list[Command] = [
     #      run(args) -> int, plus one line here.
 ]
 
-EXIT_USAGE = 2  # bad input: missing file, invalid config/data, unknown model
-EXIT_FAILURE = 1  # the work itself failed (e.g. a non-finite loss in training)
-
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``kosim`` parser with one sub-parser per registered command."""
@@ -71,36 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_error(exc: BaseException) -> bool:
-    """Whether an exception comes from the user's input rather than from a bug in kosim."""
-    from kosim.config import ConfigError
-    from kosim.data import DataError
-    from kosim.nn.loading import CheckpointError
-
-    return isinstance(exc, (UsageError, ConfigError, DataError, CheckpointError, OSError))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), run the command, return its exit code."""
     args = build_parser().parse_args(argv)
     command: Command = args._command
-    try:
-        return command.run(args)
-    except KeyboardInterrupt:
-        print(f"kosim {command.name}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if os.environ.get("KOSIM_DEBUG"):
-            raise
-        from kosim.training import TrainingError
-
-        if isinstance(exc, TrainingError):
-            print(f"kosim {command.name}: training failed: {exc}", file=sys.stderr)
-            return EXIT_FAILURE
-        if not _user_error(exc):
-            raise
-        print(f"kosim {command.name}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    return run_reporting(f"kosim {command.name}", lambda: command.run(args))
 
 
 if __name__ == "__main__":

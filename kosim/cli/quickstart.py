@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kosim.quickstart import run_quickstart
+    from kosim.config.quickstart import run_quickstart
 
     result = run_quickstart(args.config, args.output)
     key = "sts-dev_spearman_cosine"

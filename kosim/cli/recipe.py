@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from kosim.cli.errors import run_reporting
+from kosim.utils.log import stderr_logger
+from kosim.utils.ranks import is_main_process
 
 
 def recipe_parser(
@@ -94,19 +96,17 @@ def add_test_evaluator(raw: dict[str, Any], args: argparse.Namespace) -> dict[st
 def run_recipe(raw: dict[str, Any], name: str) -> int:
     """Validate and run a recipe's config; progress to stderr, the metrics as one JSON line on stdout.
 
-    Exit codes as `kosim train`: 0 done, 2 bad input (config, data, checkpoint, files), 1 training failed.
+    Exit codes as `kosim train` (:mod:`kosim.cli.errors`): 0 done, 2 bad input (config, data, checkpoint, files),
+    1 training failed.
     """
-    from kosim.config import ConfigError, parse_config, run
-    from kosim.data import DataError
-    from kosim.nn.loading import CheckpointError
-    from kosim.training import TrainingError
 
-    try:
+    def body() -> int:
+        from kosim.config import parse_config, run
+
         config = parse_config(raw, base_dir=Path.cwd(), source=f"{name}.py")
-        result = run(config, log=lambda m: print(f"{name}: {m}", file=sys.stderr, flush=True))
-    except (ConfigError, DataError, CheckpointError, OSError, TrainingError) as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
-        return 1 if isinstance(exc, TrainingError) else 2
-    if os.environ.get("RANK", "0") == "0":  # torchrun: one JSON line, from the main process
-        print(json.dumps(result, ensure_ascii=False), flush=True)
-    return 0
+        result = run(config, log=stderr_logger(name))
+        if is_main_process():  # torchrun: one JSON line, from the main process
+            print(json.dumps(result, ensure_ascii=False), flush=True)
+        return 0
+
+    return run_reporting(name, body)

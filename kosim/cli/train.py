@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 
-from kosim.cli.common import note, print_json
+from kosim.cli.common import print_json
+from kosim.utils.log import log
+from kosim.utils.ranks import is_main_process
 
 HELP = "train a model from a TOML run config"
 DESCRIPTION = """\
@@ -47,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print_json(config.to_dict())
         return 0
-    note(f"config {config.source}")
-    result = run(config, log=note)
-    if os.environ.get("RANK", "0") == "0":  # torchrun: one JSON line, from the main process
+    log(f"config {config.source}")
+    result = run(config, log=log)
+    if is_main_process():  # torchrun: one JSON line, from the main process
         print_json(result)
     return 0

@@ -1,7 +1,7 @@
-"""The model card's template: each section rendered from plain values gathered by :mod:`kosim.card`.
+"""The model card's template: each section rendered from plain values gathered by :mod:`kosim.card.build`.
 
 Also the small formatters it needs (YAML scalars, padded Markdown tables, ``<code>`` cells), so that the whole
-layout of a card lives in this file and the value gathering in ``card.py``.
+layout of a card lives in this file and the value gathering in ``build.py``.
 """
 
 from __future__ import annotations

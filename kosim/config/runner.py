@@ -1,24 +1,24 @@
 """Running a validated RunConfig: load the model and data, evaluate, train with the Trainer, evaluate again.
 
-Shared by ``kosim train``, the recipe scripts in ``scripts/`` and :func:`kosim.config.run`.
+Shared by ``kosim train``, the recipe scripts in ``scripts/`` and :func:`kosim.config.run`. The data is read
+(and checked against the batch size) before the model is loaded, so that a data error costs no model load.
+Torch-using kosim modules are imported inside the functions: this module is imported only when a run starts.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kosim.config import ConfigError, DatasetConfig, EvaluatorConfig, ModelConfig, RunConfig
+from kosim.config.arguments import TrainingArguments
+from kosim.config.schema import ConfigError, DatasetConfig, EvaluatorConfig, ModelConfig, RunConfig
+from kosim.utils.log import log as stderr_log
+from kosim.utils.ranks import is_main_process
 
-__all__ = ["build_evaluator", "load_dataset", "load_model", "run_config"]
-
-
-def _stderr(message: str) -> None:
-    print(f"kosim: {message}", file=sys.stderr, flush=True)
+__all__ = ["build_evaluator", "check_batch_fits", "load_dataset", "load_model", "run_config"]
 
 
 def load_model(cfg: ModelConfig, source: str = "<config>"):
@@ -74,27 +74,45 @@ def build_evaluator(cfg: EvaluatorConfig, batch_size: int) -> Callable:
     return TripletEvaluator(*cols, batch_size=size, name=cfg.name, similarity_fns=cfg.similarity_fns)
 
 
+def check_batch_fits(config: RunConfig, rows: dict[str, int]) -> None:
+    """With ``dataloader_drop_last``, every training dataset must fill one batch (of all processes together)."""
+    args: TrainingArguments = config.training
+    if not args.dataloader_drop_last:
+        return
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun: the sampler draws one batch for all processes
+    batch = args.per_device_train_batch_size * world
+    for d in config.datasets:
+        if rows[d.name] < batch:
+            per = f" ({args.per_device_train_batch_size} per device x {world} processes)" if world > 1 else ""
+            raise ConfigError(
+                f"{config.source}: [[datasets]] {d.name!r}: {d.path} has {rows[d.name]} rows, fewer than one batch "
+                f"of {batch}{per}, and [training] dataloader_drop_last = true would drop them all; lower "
+                "per_device_train_batch_size or set dataloader_drop_last = false"
+            )
+
+
 def run_config(config: RunConfig, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Load, evaluate before training, train, evaluate after: ``{"before", "after", "output_dir", "train_seconds"}``.
 
     The Trainer saves the final model (sentence-transformers format) and its model card to ``output_dir``.
     Evaluators with ``during_training = false`` run only before and after training.
     """
-    import torch
-
     from kosim.losses import build_loss
     from kosim.training import Trainer
+    from kosim.utils.device import resolve_device
 
-    log = log or _stderr
+    log = log or stderr_log
     args = config.training
-    model = load_model(config.model, config.source)
-    log(f"model {config.model.name_or_path}: {model.embedding_dim}-d, max_seq_length {model.max_seq_length}")
+    device = resolve_device(args.device)
     train = {d.name: load_dataset(d) for d in config.datasets}
+    check_batch_fits(config, {name: len(data) for name, data in train.items()})
     losses = {d.name: build_loss(d.loss, **d.loss_args) for d in config.datasets}
     for d in config.datasets:
         log(f"dataset {d.name!r}: {len(train[d.name])} rows {train[d.name].column_names} -> {d.loss}")
     eval_data = {d.name: load_dataset(d) for d in config.eval_datasets}
     evaluators = [(e, build_evaluator(e, args.per_device_eval_batch_size)) for e in config.evaluators]
+    model = load_model(config.model, config.source)
+    log(f"model {config.model.name_or_path}: {model.embedding_dim}-d, max_seq_length {model.max_seq_length}")
     trainer = Trainer(
         model,
         args,
@@ -104,15 +122,9 @@ def run_config(config: RunConfig, log: Callable[[str], None] | None = None) -> d
         evaluator=[ev for e, ev in evaluators if e.during_training] or None,
         base_model=config.model.name_or_path,
     )
-    if args.device:
-        device = torch.device(args.device)
-    elif torch.cuda.is_available():
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    else:
-        device = torch.device("cpu")
     model.to(device)
 
-    main_process = os.environ.get("RANK", "0") == "0"
+    main_process = is_main_process()
     before: dict[str, float] = {}
     if main_process and (evaluators or eval_data):
         log("evaluating before training")

@@ -1,22 +1,26 @@
 """`kosim quickstart`: train a Korean sentence encoder offline, from the bundled data only.
 
 Reads a TOML file (default `kosim/configs/quickstart.toml`): `[scratch]` builds the start model (WordPiece
-tokenizer + small BERT, see `kosim.scratch`), then each `[[stages]]` table is an ordinary run config, validated by
-`kosim.config.parse_config` and run by `kosim.runner.run_config` (the same Trainer, losses and samplers as any
-`kosim train`), starting from the previous stage's saved model.
+tokenizer + small BERT, see `kosim.config.scratch`), then each `[[stages]]` table is an ordinary run config,
+validated by `kosim.config.parse_config` and run by `kosim.config.runner.run_config` (the same Trainer, losses
+and samplers as any `kosim train`), starting from the previous stage's saved model. The same config gives the
+same tokenizer, weights and scores in every process on the same machine.
 """
 
 from __future__ import annotations
 
 import copy
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kosim.config import BUNDLED, CONFIGS_DIR, ConfigError, _suggest, parse_config, resolve_path, tomllib
+from kosim.config.files import CONFIGS_DIR, config_file, read_toml, resolve_path
+from kosim.config.parse import parse_config
+from kosim.config.schema import ConfigError
+from kosim.utils.log import log as stderr_log
+from kosim.utils.suggest import did_you_mean
 
 DEFAULT_CONFIG = CONFIGS_DIR / "quickstart.toml"
 SCRATCH_KEYS = (
@@ -32,20 +36,14 @@ SCRATCH_KEYS = (
 
 
 def _read(path: Path) -> dict[str, Any]:
-    if tomllib is None:
-        raise ConfigError("reading TOML configs needs Python 3.11+ (tomllib) or the 'tomli' package")
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    """The quickstart TOML, its top-level and ``[scratch]`` keys checked (each stage is checked as a run config)."""
+    raw = read_toml(path)
     for key in raw:
         if key not in ("scratch", "output", "evaluators", "stages"):
             raise ConfigError(f"{path}: unknown top-level key {key!r} (expected scratch, output, evaluators, stages)")
     for key in raw.get("scratch", {}):
         if key not in SCRATCH_KEYS:
-            raise ConfigError(f"{path}: [scratch] unknown key {key!r}{_suggest(key, SCRATCH_KEYS)}")
+            raise ConfigError(f"{path}: [scratch] unknown key {key!r}{did_you_mean(key, SCRATCH_KEYS)}")
     if not raw.get("stages"):
         raise ConfigError(f"{path}: [[stages]] needs at least one stage")
     return raw
@@ -68,12 +66,11 @@ def run_quickstart(
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Build, train stage by stage, evaluate; returns `{"untrained": ..., "trained": ..., "output_dir": ...}`."""
-    from kosim.runner import run_config
-    from kosim.scratch import new_bert
+    from kosim.config.runner import run_config
+    from kosim.config.scratch import new_bert
 
-    log = log or (lambda m: print(f"kosim: {m}", file=sys.stderr, flush=True))
-    text = str(config_path) if config_path is not None else str(DEFAULT_CONFIG)
-    path = CONFIGS_DIR / text[len(BUNDLED) :] if text.startswith(BUNDLED) else Path(text).expanduser()
+    log = log or stderr_log
+    path = config_file(config_path if config_path is not None else DEFAULT_CONFIG)
     raw = _read(path)
     base = path.parent.resolve()
     scratch = dict(raw.get("scratch", {}))

@@ -19,19 +19,48 @@ from kosim.tokenizer import TextTokenizer
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def train_wordpiece(texts: Iterable[str], vocab_size: int = 8000, lowercase: bool = False, min_frequency: int = 2):
-    """A BERT-style WordPiece tokenizer trained on `texts`, as a transformers fast tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+def _bert_pipeline(tok, lowercase: bool) -> None:
+    """BERT's normalizer, pre-tokenizer and decoder on a `tokenizers.Tokenizer`, in place."""
+    from tokenizers import decoders, normalizers, pre_tokenizers
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=False)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
+
+
+def continuation_tokens(tok, texts: list[str]) -> list[str]:
+    """``"##c"`` for every character that follows another inside a pre-tokenized word, sorted."""
+    chars: set[str] = set()
+    for text in texts:
+        for word, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(text)):
+            chars.update(word[1:])
+    return sorted(f"##{c}" for c in chars)
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int = 8000, lowercase: bool = False, min_frequency: int = 2):
+    """A BERT-style WordPiece tokenizer trained on `texts`, as a transformers fast tokenizer; the same texts give
+    the same vocabulary, in the same order, in every process.
+
+    The `tokenizers` trainer gives the ``##`` continuation pieces ids in the order of a per-process random hash
+    map, and merges of equal count are then chosen by those ids, so both the order and the set of pieces vary
+    from run to run. Handing the trainer every continuation piece up front (sorted, after the special tokens)
+    fixes their ids and with them every tie; the vocabulary is then loaded into a fresh WordPiece model, so that
+    only the real special tokens are special.
+    """
+    from tokenizers import Tokenizer, models, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    texts = list(texts)
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    _bert_pipeline(tok, lowercase)
+    pinned = SPECIAL_TOKENS + continuation_tokens(tok, texts)
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS, show_progress=False
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=pinned, show_progress=False
     )
     tok.train_from_iterator(texts, trainer=trainer)
+    tok = Tokenizer(models.WordPiece(tok.get_vocab(), unk_token="[UNK]"))
+    _bert_pipeline(tok, lowercase)
+    tok.add_special_tokens(SPECIAL_TOKENS)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",

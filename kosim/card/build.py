@@ -1,9 +1,9 @@
-"""Model cards: the ``README.md`` the Trainer saves next to a model, laid out like sentence-transformers' cards.
+"""Gathering a model card's values: the ``README.md`` the Trainer saves next to a model.
 
 Every value is computed from the run: dataset sizes and token statistics, loss parameters, hyperparameters, the
 training log and the final evaluation metrics. The YAML front matter carries the Hugging Face Hub metadata (tags,
 widget examples, ``model-index``) so the directory reads as a sentence-transformers model on the Hub. This file
-gathers the values; :mod:`kosim.card_template` lays them out.
+gathers the values; :mod:`kosim.card.template` lays them out.
 """
 
 from __future__ import annotations
@@ -11,17 +11,20 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from kosim import card_template as tpl
-from kosim.data.datasets import ColumnDataset
-from kosim.model import SentenceEncoder
+import kosim.card.template as tpl  # not "from kosim.card import": that names the package, which imports this file
+from kosim.card.architecture import architecture
 from kosim.st_format import versions
-from kosim.training.arguments import TrainingArguments
+
+if TYPE_CHECKING:  # the card reads these through their public attributes only
+    from kosim.config.arguments import TrainingArguments
+    from kosim.data.datasets import ColumnDataset
+    from kosim.model import SentenceEncoder
 
 __all__ = ["build_model_card", "column_stats", "evaluator_metrics", "log_rows", "widget_examples"]
 
@@ -203,6 +206,48 @@ def loss_link(loss: nn.Module) -> str:
     )
 
 
+def example_similarities(model: SentenceEncoder, sentences: list[str]) -> tuple[np.ndarray, str]:
+    """The usage example's embeddings ``[n, dim]`` and the printed ``[n, n]`` similarity matrix."""
+    embeddings = model.encode(sentences)
+    with torch.no_grad():
+        return embeddings, str(model.similarity(embeddings, embeddings))
+
+
+def dataset_sections(
+    model: SentenceEncoder, train_datasets: dict[str, ColumnDataset], losses: dict[str, nn.Module]
+) -> str:
+    """One section per training dataset: size, column statistics, samples, and its loss with its parameters."""
+    sections = []
+    for name, data in train_datasets.items():
+        loss = losses[name]
+        config = loss.config() if hasattr(loss, "config") else {}
+        sampled = min(STATS_ROWS, len(data))
+        stats = column_stats(model, data, sampled)
+        sections.append(tpl.dataset(name, len(data), sampled, stats, data.rows(3), loss_link(loss), config))
+    return "\n\n".join(sections)
+
+
+def training_sections(
+    args: TrainingArguments, log_history: Sequence[dict], evaluators: Sequence[Any], losses: Sequence[nn.Module]
+) -> list[str]:
+    """The hyperparameters (and card notes), the training log table, library versions and citations."""
+    sections = [
+        tpl.hyperparameters(
+            {k: v for k, v in args.non_defaults().items() if k not in HIDDEN_ARGS},
+            {k: v for k, v in args.to_dict().items() if k not in HIDDEN_ARGS},
+            dict(args.card_notes),
+        )
+    ]
+    headers, rows, bold = log_rows(log_history, evaluators)
+    if rows:
+        sections.append(tpl.training_logs(headers, rows, bold))
+    sections.append(tpl.framework_versions(versions()))
+    sections.append(
+        tpl.citations([(type(loss).__name__, getattr(type(loss), "citation", "") or "") for loss in losses])
+    )
+    return sections
+
+
 # ------------------------------------------------------------------------------------------------ the card
 
 
@@ -249,9 +294,7 @@ def build_model_card(
         if widget
         else first.column(first.column_names[0])[:3]
     )
-    embeddings = model.encode(list(example))
-    with torch.no_grad():
-        similarities = str(model.similarity(embeddings, embeddings))
+    embeddings, similarities = example_similarities(model, list(example))
     details = {
         "Maximum Sequence Length": f"{model.max_seq_length} tokens",
         "Output Dimensionality": f"{model.embedding_dim} dimensions",
@@ -261,13 +304,6 @@ def build_model_card(
     if language:
         details["Language"] = language
 
-    datasets = []
-    for name, data in train_datasets.items():
-        loss = losses[name]
-        config = loss.config() if hasattr(loss, "config") else {}
-        sampled = min(STATS_ROWS, len(data))
-        stats = column_stats(model, data, sampled)
-        datasets.append(tpl.dataset(name, len(data), sampled, stats, data.rows(3), loss_link(loss), config))
     plural = "s" if len(train_datasets) > 1 else ""
     sections = [
         tpl.front_matter(tags, hub_base, language, widget, title, results),
@@ -276,26 +312,15 @@ def build_model_card(
             base_model,
             f"https://huggingface.co/{hub_base}" if hub_base else None,
             details,
-            model.architecture(),
+            architecture(model),
             model.embedding_dim,
         ),
         tpl.usage(args.output_dir, list(example), embeddings.shape, similarities, details["Similarity Function"]),
     ]
     if results:
         sections.append(tpl.evaluation(results))
-    sections.append(f"## Training Details\n\n### Training Dataset{plural}\n\n" + "\n\n".join(datasets))
     sections.append(
-        tpl.hyperparameters(
-            {k: v for k, v in args.non_defaults().items() if k not in HIDDEN_ARGS},
-            {k: v for k, v in args.to_dict().items() if k not in HIDDEN_ARGS},
-            dict(args.extra),
-        )
+        f"## Training Details\n\n### Training Dataset{plural}\n\n" + dataset_sections(model, train_datasets, losses)
     )
-    headers, rows, bold = log_rows(log_history, evaluators)
-    if rows:
-        sections.append(tpl.training_logs(headers, rows, bold))
-    sections.append(tpl.framework_versions(versions()))
-    sections.append(
-        tpl.citations([(type(loss).__name__, getattr(type(loss), "citation", "") or "") for loss in all_losses])
-    )
+    sections += training_sections(args, log_history, evaluators, all_losses)
     return "\n\n".join(sections) + "\n"

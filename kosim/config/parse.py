@@ -1,0 +1,197 @@
+"""Parsing a run config: each table validated into its dataclass, with messages naming the file, table and key."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from kosim.config.arguments import REMOVED, TrainingArguments
+from kosim.config.files import config_file, read_toml, resolve_path
+from kosim.config.overrides import apply_overrides
+from kosim.config.schema import (
+    EVALUATOR_TYPES,
+    FIXED_COLUMNS,
+    FORMATS,
+    ConfigError,
+    DatasetConfig,
+    EvaluatorConfig,
+    ModelConfig,
+    RunConfig,
+)
+from kosim.config.table import Table
+
+__all__ = ["load_config", "parse_config"]
+
+
+def _data_path(table: Table, base_dir: Path) -> Path:
+    value = table.get("path", (str,))
+    path = resolve_path(value, base_dir)
+    if not path.is_file():
+        raise table.error("path", f"file not found: {path}" + (f" (given {value!r})" if str(path) != value else ""))
+    return path
+
+
+def _columns(table: Table, fmt: str) -> tuple[list[str] | None, str | None]:
+    columns, label = table.strings("columns"), table.get("label", (str,), None)
+    if fmt in FIXED_COLUMNS and (columns is not None or label is not None):
+        fixed, has_label = FIXED_COLUMNS[fmt]
+        raise table.error(
+            "columns" if columns is not None else "label",
+            f"format {fmt!r} has fixed columns {fixed}{' and a score label' if has_label else ''}; "
+            "use format 'tsv', 'csv' or 'jsonl' to pick columns",
+        )
+    return columns, label
+
+
+_DATASET_KEYS = ("name", "path", "format", "columns", "label", "max_rows", "seed", "loss", "loss_args")
+
+
+def _parse_dataset(raw: Any, where: str, source: str, base_dir: Path, with_loss: bool) -> DatasetConfig:
+    keys = _DATASET_KEYS if with_loss else _DATASET_KEYS[:-2]
+    if not with_loss and isinstance(raw, dict) and ("loss" in raw or "loss_args" in raw):
+        raise ConfigError(
+            f"{source}: {where} has no 'loss' key: a validation dataset uses the loss of the training dataset "
+            "with the same name (else the first training dataset's loss)"
+        )
+    t = Table(raw, where, source, keys)
+    name = t.get("name", (str,))
+    t.where = f"{where.split(' #')[0]} {name!r}"
+    fmt = t.get("format", (str,), choices=FORMATS)
+    columns, label = _columns(t, fmt)
+    cfg = DatasetConfig(
+        name=name,
+        path=_data_path(t, base_dir),
+        format=fmt,
+        columns=columns,
+        label=label,
+        max_rows=t.get("max_rows", (int,), None),
+        seed=t.get("seed", (int,), 42),
+    )
+    if with_loss:
+        from kosim.losses import build_loss
+
+        cfg.loss = t.get("loss", (str,))
+        cfg.loss_args = t.get("loss_args", (dict,), {})
+        try:
+            build_loss(cfg.loss, **cfg.loss_args)
+        except (TypeError, ValueError) as exc:
+            raise t.error("loss", str(exc)) from None
+    return cfg
+
+
+_EVALUATOR_KEYS = (
+    "type", "name", "path", "format", "columns", "label", "max_rows", "batch_size", "similarity_fns", "during_training",
+)  # fmt: skip
+
+
+def _parse_evaluator(raw: Any, where: str, source: str, base_dir: Path) -> EvaluatorConfig:
+    t = Table(raw, where, source, _EVALUATOR_KEYS)
+    kind = t.get("type", (str,), choices=tuple(EVALUATOR_TYPES))
+    default_format, n_columns, needs_label = EVALUATOR_TYPES[kind]
+    name = t.get("name", (str,), f"{kind}-eval")
+    t.where = f"{where.split(' #')[0]} {name!r}"
+    fmt = t.get("format", (str,), default_format, choices=FORMATS)
+    columns, label = _columns(t, fmt)
+    fixed = FIXED_COLUMNS.get(fmt)
+    if fixed is not None and (len(fixed[0]) != n_columns or fixed[1] != needs_label):
+        raise t.error("format", f"a {kind!r} evaluator cannot read format {fmt!r}")
+    if columns is not None and len(columns) != n_columns:
+        raise t.error("columns", f"a {kind!r} evaluator needs {n_columns} columns, got {columns}")
+    if fixed is None and needs_label and label is None:
+        raise t.error("label", f"a {kind!r} evaluator needs a score column ('label')")
+    from kosim.similarity import resolve_similarity
+
+    sims = t.strings("similarity_fns", ["cosine"])
+    try:
+        [resolve_similarity(s) for s in sims]
+    except (KeyError, ValueError) as exc:
+        raise t.error("similarity_fns", str(exc)) from None
+    return EvaluatorConfig(
+        type=kind,
+        name=name,
+        path=_data_path(t, base_dir),
+        format=fmt,
+        columns=columns,
+        label=label,
+        max_rows=t.get("max_rows", (int,), None),
+        batch_size=t.get("batch_size", (int,), None),
+        similarity_fns=sims,
+        during_training=t.get("during_training", (bool,), True),
+    )
+
+
+def _parse_model(raw: Any, source: str, base_dir: Path) -> ModelConfig:
+    t = Table(raw, "[model]", source, ("name_or_path", "max_seq_length", "pooling", "trust_remote_code"))
+    name = t.get("name_or_path", (str,))
+    for local in (base_dir / Path(name).expanduser(), Path(name).expanduser()):  # else a hub id
+        if local.is_dir():
+            name = str(local.resolve())
+            break
+    pooling = t.strings("pooling")
+    if pooling is not None:
+        from kosim.pooling import POOLING_MODES  # kosim.pooling imports torch: only when pooling is given
+
+        for mode in pooling:
+            if mode not in POOLING_MODES:
+                raise t.error("pooling", f"unknown pooling mode {mode!r}; expected one of {list(POOLING_MODES)}")
+    return ModelConfig(name, t.get("max_seq_length", (int,), None), pooling, t.get("trust_remote_code", (bool,), False))
+
+
+def _parse_training(raw: Any, source: str) -> TrainingArguments:
+    for key in raw if isinstance(raw, dict) else ():
+        if key in REMOVED:
+            raise ConfigError(f"{source}: [training] {key}: not supported: {REMOVED[key]}")
+    Table(raw, "[training]", source, [f.name for f in fields(TrainingArguments) if f.name != "card_notes"])
+    try:
+        args = TrainingArguments(**raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: [training] {exc}") from None
+    if args.fp16:  # checked here, before the Trainer writes anything to output_dir
+        from kosim.utils.device import resolve_device
+
+        device = resolve_device(args.device)
+        if device.type != "cuda":
+            raise ConfigError(
+                f"{source}: [training] fp16: fp16 training needs a CUDA device, and this run would train on "
+                f'{device.type!r}; use bf16 = true (or "auto") on CPU'
+            )
+    return args
+
+
+def parse_config(raw: dict[str, Any], base_dir: str | os.PathLike | None = None, source: str = "<config>") -> RunConfig:
+    """Validate a config mapping (a parsed TOML document) into a :class:`RunConfig`; relative paths use ``base_dir``."""
+    base = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
+    top = Table(raw, "", source, ("model", "datasets", "eval_datasets", "evaluators", "training"))
+    top.get("model", (dict,))
+    datasets_raw = top.get("datasets", (list,))
+    if not datasets_raw:
+        raise ConfigError(f"{source}: [[datasets]] needs at least one training dataset")
+    datasets = [_parse_dataset(d, f"[[datasets]] #{i + 1}", source, base, True) for i, d in enumerate(datasets_raw)]
+    evals = top.get("eval_datasets", (list,), [])
+    eval_datasets = [_parse_dataset(d, f"[[eval_datasets]] #{i + 1}", source, base, False) for i, d in enumerate(evals)]
+    evaluators = [
+        _parse_evaluator(e, f"[[evaluators]] #{i + 1}", source, base)
+        for i, e in enumerate(top.get("evaluators", (list,), []))
+    ]
+    for what, items in (("datasets", datasets), ("eval_datasets", eval_datasets), ("evaluators", evaluators)):
+        names = [item.name for item in items]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{source}: [[{what}]] names must be unique, got {names}")
+    return RunConfig(
+        model=_parse_model(raw["model"], source, base),
+        datasets=datasets,
+        training=_parse_training(top.get("training", (dict,), {}), source),
+        evaluators=evaluators,
+        eval_datasets=eval_datasets,
+        source=source,
+    )
+
+
+def load_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> RunConfig:
+    """Read and validate a TOML run config; ``kosim:NAME.toml`` names a config bundled in ``kosim/configs``."""
+    file = config_file(path)
+    raw = apply_overrides(read_toml(file), overrides)
+    return parse_config(raw, base_dir=file.parent, source=str(file))
