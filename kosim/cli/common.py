@@ -9,8 +9,6 @@ from typing import Any
 
 from kosim.cli.errors import UsageError
 
-TABLE_SUFFIXES = (".tsv", ".csv", ".jsonl")
-
 
 def existing_file(value: str) -> Path:
     """argparse type: a path that must be an existing file."""
@@ -59,18 +57,15 @@ def load_model(args: argparse.Namespace):
 
 def read_texts(path: Path, column: str | None, what: str = "--input") -> list[str]:
     """Texts of a ``.txt`` file (one per line) or of one column of a ``.tsv`` / ``.csv`` / ``.jsonl`` file."""
+    from kosim.data import TABLE_SUFFIXES, read_sentences, read_table
+
     suffix = path.suffix.lower()
     if suffix in TABLE_SUFFIXES:
-        from kosim.data import ColumnDataset
-
         if column is None:
             raise UsageError(f"{what} {path} is a {suffix} table: name the text column with --column")
-        reader = {".tsv": ColumnDataset.from_tsv, ".csv": ColumnDataset.from_csv, ".jsonl": ColumnDataset.from_jsonl}
-        return reader[suffix](path, columns=[column]).column(column)
+        return read_table(path, columns=[column]).column(column)
     if column is not None:
         raise UsageError(f"--column applies to .tsv/.csv/.jsonl files; {path} is read as one text per line")
-    from kosim.data import read_sentences
-
     return read_sentences(path)
 
 

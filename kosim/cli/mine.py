@@ -7,16 +7,15 @@ import time
 from pathlib import Path
 
 from kosim.cli.common import (
-    TABLE_SUFFIXES,
     UsageError,
     add_model_arguments,
     existing_file,
     load_model,
-    note,
     positive_int,
     print_json,
     read_texts,
 )
+from kosim.utils.log import log
 
 HELP = "mine hard negatives for (anchor, positive) pairs into a training file"
 DESCRIPTION = """\
@@ -82,14 +81,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _read_pairs(args: argparse.Namespace):
-    from kosim.data import ColumnDataset
+    from kosim.data import TABLE_SUFFIXES, read_table
 
     suffix = args.input.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise UsageError(f"--input {args.input} must be a .tsv, .csv or .jsonl table of (anchor, positive) pairs")
     named = [c for c in (args.anchor_column, args.positive_column) if c is not None]
-    reader = {".tsv": ColumnDataset.from_tsv, ".csv": ColumnDataset.from_csv, ".jsonl": ColumnDataset.from_jsonl}
-    data = reader[suffix](args.input, columns=named if len(named) == 2 else None)
+    data = read_table(args.input, columns=named if len(named) == 2 else None)
     if len(named) == 1 and named[0] not in data.column_names:
         from kosim.utils.suggest import did_you_mean
 
@@ -108,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     corpus = read_texts(args.corpus, args.corpus_column, what="--corpus") if args.corpus is not None else None
     model = load_model(args)
     if not args.quiet:
-        note(f"mining hard negatives for {len(data)} rows of {args.input}")
+        log(f"mining hard negatives for {len(data)} rows of {args.input}")
     start = time.perf_counter()
     try:
         mined = mine_hard_negatives(

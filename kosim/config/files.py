@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from kosim.config.schema import ConfigError
+from kosim.utils.paths import CONFIGS_DIR, KORNLU_DIR, RESOURCES_DIR
 
 try:
     import tomllib
@@ -17,11 +18,6 @@ except ImportError:  # Python 3.10
 
 __all__ = ["BUNDLED", "CONFIGS_DIR", "config_file", "read_toml", "resolve_path"]
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
-CONFIGS_DIR = PACKAGE_DIR / "configs"
-RESOURCES_DIR = PACKAGE_DIR / "resources"
-# The bundled KorNLU copy (kosim.data.resources.KORNLU_DIR, not imported: kosim.data imports torch).
-KORNLU_DIR = RESOURCES_DIR / "kornlu"
 BUNDLED = "kosim:"
 
 

@@ -132,7 +132,7 @@ def _parse_model(raw: Any, source: str, base_dir: Path) -> ModelConfig:
             break
     pooling = t.strings("pooling")
     if pooling is not None:
-        from kosim.pooling import POOLING_MODES  # kosim.pooling imports torch: only when pooling is given
+        from kosim.st_format import POOLING_MODES
 
         for mode in pooling:
             if mode not in POOLING_MODES:

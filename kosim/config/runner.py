@@ -28,7 +28,7 @@ def load_model(cfg: ModelConfig, source: str = "<config>"):
     from kosim.pooling import Pooling
     from kosim.st_format import read_modules
 
-    model_dir = resolve_model_dir(cfg.name_or_path)
+    model_dir = resolve_model_dir(cfg.name_or_path, trust_remote_code=cfg.trust_remote_code)
     if cfg.pooling is not None and read_modules(model_dir) is not None:
         raise ConfigError(
             f"{source}: [model] pooling: {cfg.name_or_path} is a sentence-transformers model with its own pooling"
@@ -46,15 +46,14 @@ def load_model(cfg: ModelConfig, source: str = "<config>"):
 
 def load_dataset(cfg: DatasetConfig | EvaluatorConfig):
     """The ColumnDataset a dataset or evaluator entry describes (first ``max_rows`` rows)."""
-    from kosim.data import ColumnDataset, read_kornli_triplets, read_korsts
+    from kosim.data import read_kornli_triplets, read_korsts, read_table
 
     if cfg.format == "korsts":
         data = read_korsts(cfg.path, name=cfg.name)
     elif cfg.format == "kornli_triplets":
         data = read_kornli_triplets(cfg.path, seed=getattr(cfg, "seed", 42), name=cfg.name)
     else:
-        reader = {"tsv": ColumnDataset.from_tsv, "csv": ColumnDataset.from_csv, "jsonl": ColumnDataset.from_jsonl}
-        data = reader[cfg.format](cfg.path, columns=cfg.columns, label=cfg.label, name=cfg.name)
+        data = read_table(cfg.path, columns=cfg.columns, format=cfg.format, label=cfg.label, name=cfg.name)
     return data.head(cfg.max_rows) if cfg.max_rows is not None else data
 
 

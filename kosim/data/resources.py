@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kosim.utils.paths import KORNLU_DIR
+
 __all__ = ["KORNLU_DIR", "korsts_path", "kornli_path"]
 
-#: Root folder of the bundled KorNLU copy.
-KORNLU_DIR: Path = Path(__file__).resolve().parent.parent / "resources" / "kornlu"
 
 _KORSTS_FILES = {"train": "sts-train.tsv", "dev": "sts-dev.tsv"}
 _KORNLI_FILES = {"dev": "xnli.dev.ko.tsv"}

@@ -6,7 +6,7 @@ optimizer_step) -> stats (the log window) -> checkpoint (save, verify, resume) ;
 
 from __future__ import annotations
 
-from kosim.training.arguments import TrainingArguments
+from kosim.config.arguments import TrainingArguments
 from kosim.training.checkpoint import CheckpointCorruptError, latest_checkpoint
 from kosim.training.step import loss_backward
 from kosim.training.trainer import Trainer, TrainingError

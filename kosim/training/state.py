@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from kosim.config.arguments import TrainingArguments
 from kosim.data.datasets import ColumnDataset, TokenizedDataset
 from kosim.data.samplers import BatchSampler, MultiDatasetBatchSampler, NoDuplicatesBatchSampler
 from kosim.model import SentenceEncoder
 from kosim.precision import resolve_bf16
-from kosim.training.arguments import TrainingArguments
 from kosim.training.distributed import DistInfo
 from kosim.training.errors import TrainingError
 from kosim.training.schedule import build_scheduler, warmup_steps_for

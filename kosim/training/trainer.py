@@ -21,12 +21,12 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from kosim.config.arguments import REMOVED, TrainingArguments
 from kosim.data.collate import collate, split_rows
 from kosim.data.datasets import ColumnDataset
 from kosim.data.samplers import BatchSampler
 from kosim.model import SentenceEncoder
 from kosim.precision import autocast as autocast_context
-from kosim.training.arguments import TrainingArguments
 from kosim.training.checkpoint import (
     checkpoint_state,
     latest_checkpoint,
@@ -234,7 +234,9 @@ class Trainer:
         path = self.output_dir / RUN_CONFIG
         if path.is_file() and not self.args.overwrite_output_dir:
             previous = json.loads(path.read_text())
-            keys = (set(config) | set(previous)) - set(_RESUMABLE_CHANGES)
+            keys = (
+                (set(config) | set(previous)) - set(_RESUMABLE_CHANGES) - set(REMOVED)
+            )  # old run configs may name removed fields
             diff = sorted(k for k in keys if config.get(k) != previous.get(k))
             if diff:
                 raise TrainingError(

@@ -125,3 +125,20 @@ def test_bad_device_flag_exits_2(command, bert_dir, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"kosim {command}: error: --device: invalid device 'cpux'") and "Traceback" not in err
+
+
+def test_all_duplicate_rows_under_no_duplicates_exit_2(bert_dir, tmp_path, capsys):
+    """40 identical pairs under no_duplicates cannot form one batch of two rows (issue 14, defect 11): exit 2."""
+    data = tmp_path / "dup.tsv"
+    data.write_text("a\tb\n" + "같은 문장\t같은 답\n" * 40, encoding="utf-8")
+    config = tmp_path / "dup.toml"
+    config.write_text(
+        f'[model]\nname_or_path = "{bert_dir}"\nmax_seq_length = 32\n\n'
+        f'[[datasets]]\nname = "dup"\npath = "{data}"\nformat = "tsv"\ncolumns = ["a", "b"]\n'
+        'loss = "MultipleNegativesRankingLoss"\n\n'
+        f'[training]\noutput_dir = "{tmp_path / "out"}"\nper_device_train_batch_size = 8\n'
+        'batch_sampler = "no_duplicates"\nnum_train_epochs = 1\ndisable_tqdm = true\n',
+        encoding="utf-8",
+    )
+    assert_input_error(["train", str(config)], capsys, "at least 2 rows that share no text")
+    assert not (tmp_path / "out" / "model.safetensors").exists()

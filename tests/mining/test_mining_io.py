@@ -11,9 +11,9 @@ import torch
 from mining_doubles import HashEncoder, embed_all
 
 from kosim.config import DatasetConfig
+from kosim.config.runner import load_dataset
 from kosim.data import ColumnDataset, kornli_path
 from kosim.mining import mine_hard_negatives, to_column_dataset, write_mined
-from kosim.runner import load_dataset
 
 
 @pytest.fixture(scope="module")
