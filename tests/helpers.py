@@ -19,34 +19,14 @@ KOREAN = [
 
 
 def train_wordpiece(out_dir: Path, vocab_size: int = 400, lowercase: bool = True):
-    """A small WordPiece tokenizer trained on Korean text, saved as a transformers fast tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    """A small WordPiece tokenizer trained on Korean text, saved as a transformers fast tokenizer.
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    )
-    tok.train_from_iterator(KOREAN * 4, trainer=trainer)
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=512,
-        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
-    )
+    Built by kosim's own reproducible trainer, so every test process gets the same vocabulary (the tokenizers
+    trainer alone orders continuation pieces by a per-process hash).
+    """
+    from kosim.config.scratch import train_wordpiece as reproducible_wordpiece
+
+    fast = reproducible_wordpiece(KOREAN * 4, vocab_size=vocab_size, lowercase=lowercase, min_frequency=0)
     fast.save_pretrained(str(out_dir))
     return fast
 

@@ -100,6 +100,8 @@ def progress_kwargs(encode: Any, show_progress_bar: bool | None) -> dict[str, bo
     for name in ("progress", "show_progress_bar"):
         if name in params:
             return {name: bool(show_progress_bar)}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return {"show_progress_bar": bool(show_progress_bar)}  # a duck-typed model: sentence-transformers' name
     return {}
 
 

@@ -28,8 +28,8 @@ def model_fingerprint(model: Any) -> str:
     """A sha256 of what decides a model's embeddings: its weights and buffers, module stack and tokenization.
 
     Every tensor of ``model.state_dict()`` is hashed with its name, dtype and shape (a fine-tuned copy of the same
-    architecture differs); ``architecture()`` (pooling, max_seq_length, lowercasing) and the token ids of a fixed
-    probe sentence cover what the weights do not. Objects without a state dict (test doubles) hash their ``repr``.
+    architecture differs); the module stack's ``repr`` (pooling modes, dense, normalize), ``max_seq_length`` and the
+    token ids of a fixed probe sentence (lowercasing, vocabulary) cover what the weights do not.
     """
     digest = hashlib.sha256()
     state = model.state_dict() if hasattr(model, "state_dict") else {}
@@ -37,13 +37,9 @@ def model_fingerprint(model: Any) -> str:
         value = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}\n".encode())
         digest.update(value.view(-1).view(dtype=_byte_dtype()).numpy().tobytes())
-    for attribute in ("architecture",):
-        if hasattr(model, attribute):
-            digest.update(str(getattr(model, attribute)()).encode())
+    digest.update(f"{repr(model)}|max_seq_length={getattr(model, 'max_seq_length', None)}".encode())
     if hasattr(model, "tokenize"):
         digest.update(json.dumps(model.tokenize([_PROBE])).encode())
-    if not state:
-        digest.update(repr(model).encode())
     return digest.hexdigest()
 
 
