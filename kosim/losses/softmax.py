@@ -40,12 +40,13 @@ class SoftmaxLoss(nn.Module):
     first bad one.
 
     Args:
-        embedding_dimension: the sentence embedding width (``model.dim``).
+        embedding_dimension: the sentence embedding width (``model.get_sentence_embedding_dimension()``).
         num_labels: number of classes.
         concatenation_sent_rep: include ``u`` and ``v``.
         concatenation_sent_difference: include ``|u - v|``.
         concatenation_sent_multiplication: include ``u * v``.
-        loss_fct: loss of ``(logits [batch, num_labels], labels)``; ``nn.CrossEntropyLoss()`` when None.
+        loss_fct: loss of ``(logits [batch, num_labels], labels)``; ``nn.CrossEntropyLoss()`` when None. Another
+            loss gets the float labels (``[batch]``; with ``num_labels=1`` the logits as ``[batch]`` too).
     """
 
     citation = """@inproceedings{reimers2019sentencebert,
@@ -123,7 +124,12 @@ class SoftmaxLoss(nn.Module):
     ) -> Tensor:
         """Scalar loss from two ``[batch, dim]`` columns and ``[batch]`` class labels; ``text_ids`` is ignored."""
         logits = self.logits(embeddings)  # [batch, num_labels]
-        return self.loss_fct(logits, self._class_labels(labels, logits.shape[0], logits.device))
+        targets = self._class_labels(labels, logits.shape[0], logits.device)
+        if self.num_labels == 1 and not isinstance(self.loss_fct, nn.CrossEntropyLoss):
+            # One output regressed onto [batch] labels: sentence-transformers compares [batch, 1] with [batch],
+            # which broadcasts to [batch, batch]; kosim compares [batch] with [batch].
+            logits = logits.view(-1)
+        return self.loss_fct(logits, targets)
 
     def config(self) -> dict[str, Any]:
         """Parameters for the model card (sentence-transformers' keys)."""
