@@ -138,3 +138,58 @@ def test_softmax_loss_head_and_encoder_gradients_match(models, flags):
             getattr(ours.classifier, name).grad, getattr(st_loss.classifier, name).grad, rtol=1e-6, atol=1e-6
         )
     assert ours.config() == st_loss.get_config_dict()
+
+
+EN = [
+    ["a man is playing a flute", "a child is riding a horse", "the plane is taking off", "a woman is cooking meat"],
+    ["a man plays music", "a kid rides an animal", "an airplane leaves the ground", "someone is making dinner"],
+    ["a woman is sleeping", "the child is indoors", "the plane has landed", "a man is eating"],
+]
+
+
+def test_minilm_matches_sentence_transformers(minilm):
+    st_model = st.SentenceTransformer(str(minilm), device="cpu").eval().double()
+    model = SentenceEncoder.load(minilm).eval().double()
+    cases = [
+        (
+            DirectionalRankingLoss(directions=ALL),
+            st_losses.MultipleNegativesRankingLoss(st_model, directions=ALL),
+            3,
+            None,
+        ),
+        (BatchAllTripletLoss(margin=0.5), st_losses.BatchAllTripletLoss(st_model, margin=0.5), 1, [0.0, 1.0, 0.0, 1.0]),
+        (OnlineContrastiveLoss(), st_losses.OnlineContrastiveLoss(st_model), 2, [1.0, 0.0, 0.0, 1.0]),
+    ]
+    for ours, theirs, n_columns, labels in cases:
+        st_model.zero_grad()
+        features = [st_model.preprocess(texts) for texts in EN[:n_columns]]
+        st_value = theirs(features, None if labels is None else torch.tensor(labels, dtype=torch.float64))
+        st_value.backward()
+        st_grads = {n: p.grad.clone() for n, p in st_model[0].auto_model.named_parameters() if p.grad is not None}
+        model.zero_grad()
+        dataset = ColumnDataset({f"c{i}": EN[i] for i in range(n_columns)}, labels=labels)
+        batch = collate(dataset.tokenize(model.tokenize), np.arange(4))
+        value = ours(list(model(batch.packed).split(batch.num_rows)), batch.labels)
+        value.backward()
+        assert_same((value.detach(), hf_grads(model)), (st_value.detach(), st_grads))
+
+
+def test_training_step_on_group_by_label_batches(models):
+    """The trainer's path: a tokenized (sentence, label) dataset, group-by-label batches, loss_backward (float32)."""
+    from kosim.data.group_by_label import GroupByLabelBatchSampler
+    from kosim.training.step import loss_backward
+
+    _, model = models
+    model = copy.deepcopy(model).float()
+    texts = [KO[i % len(KO)] + f" {i}" for i in range(24)]
+    tokenized = ColumnDataset({"text": texts}, labels=[float(i % 4) for i in range(24)]).tokenize(model.tokenize)
+    sampler = GroupByLabelBatchSampler(tokenized, 8, seed=0)
+    loss_fn = BatchHardTripletLoss(margin=1.0)
+    for rows in sampler:
+        model.zero_grad()
+        batch = collate(tokenized, np.asarray(rows))
+        labels = batch.labels
+        assert min(int((labels == value).sum()) for value in labels.unique()) >= 2
+        loss = loss_backward(model, loss_fn, batch)
+        assert torch.isfinite(loss) and loss > 0
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
