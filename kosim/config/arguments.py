@@ -12,7 +12,7 @@ from typing import Any
 
 from kosim.utils.suggest import did_you_mean
 
-BATCH_SAMPLERS = ("batch_sampler", "no_duplicates")
+BATCH_SAMPLERS = ("batch_sampler", "no_duplicates", "group_by_label")
 MULTI_DATASET_SAMPLERS = ("round_robin", "proportional")
 EVAL_STRATEGIES = ("no", "steps", "epoch")
 SCHEDULERS = ("linear", "constant", "constant_with_warmup")

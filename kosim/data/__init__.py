@@ -12,6 +12,7 @@ from __future__ import annotations
 from kosim.data.beir import beir_training_pairs, load_beir, read_beir_corpus, read_beir_qrels, read_beir_queries
 from kosim.data.collate import TrainBatch, collate, split_rows
 from kosim.data.datasets import ColumnDataset, DataError, TokenizedColumn, TokenizedDataset
+from kosim.data.group_by_label import GroupByLabelBatchSampler
 from kosim.data.readers import (
     TABLE_FORMATS,
     TABLE_SUFFIXES,
@@ -30,6 +31,7 @@ __all__ = [
     "BatchSampler",
     "ColumnDataset",
     "DataError",
+    "GroupByLabelBatchSampler",
     "MultiDatasetBatchSampler",
     "NoDuplicatesBatchSampler",
     "TokenizedColumn",

@@ -7,8 +7,18 @@ The input checks and helpers they share live in ``kosim.evaluation.common``.
 
 from __future__ import annotations
 
+from kosim.evaluation.binary import BinaryClassificationEvaluator
 from kosim.evaluation.information_retrieval import InformationRetrievalEvaluator
+from kosim.evaluation.paraphrase import ParaphraseMiningEvaluator
+from kosim.evaluation.sequential import SequentialEvaluator
 from kosim.evaluation.similarity import EmbeddingSimilarityEvaluator
 from kosim.evaluation.triplet import TripletEvaluator
 
-__all__ = ["EmbeddingSimilarityEvaluator", "InformationRetrievalEvaluator", "TripletEvaluator"]
+__all__ = [
+    "BinaryClassificationEvaluator",
+    "EmbeddingSimilarityEvaluator",
+    "InformationRetrievalEvaluator",
+    "ParaphraseMiningEvaluator",
+    "SequentialEvaluator",
+    "TripletEvaluator",
+]

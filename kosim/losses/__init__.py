@@ -6,16 +6,39 @@ Every loss is called as ``loss(embeddings, labels=None, text_ids=None)`` with ``
 
 from __future__ import annotations
 
+from kosim.losses.angle import AnglELoss
+from kosim.losses.batch_hard import (
+    BatchAllTripletLoss,
+    BatchHardSoftMarginTripletLoss,
+    BatchHardTripletLoss,
+    BatchSemiHardTripletLoss,
+)
+from kosim.losses.contrastive import ContrastiveLoss, OnlineContrastiveLoss
 from kosim.losses.cosent import CoSENTLoss
 from kosim.losses.cosine import CosineSimilarityLoss
 from kosim.losses.distill import MarginMSELoss, MSELoss
 from kosim.losses.gist import GISTEmbedLoss, GuidedLoss, GuideTable, encode_guide_table
+from kosim.losses.gte import DirectionalRankingLoss
 from kosim.losses.matryoshka import MatryoshkaLoss
 from kosim.losses.mnrl import MultipleNegativesRankingLoss, false_negative_mask
+from kosim.losses.mnrl_symmetric import MultipleNegativesSymmetricRankingLoss
 from kosim.losses.registry import LOSSES, build_loss
+from kosim.losses.softmax import SoftmaxLoss
+from kosim.losses.triplet import TripletLoss
 
 __all__ = [
     "LOSSES",
+    "AnglELoss",
+    "BatchAllTripletLoss",
+    "BatchHardSoftMarginTripletLoss",
+    "BatchHardTripletLoss",
+    "BatchSemiHardTripletLoss",
+    "ContrastiveLoss",
+    "DirectionalRankingLoss",
+    "MultipleNegativesSymmetricRankingLoss",
+    "OnlineContrastiveLoss",
+    "SoftmaxLoss",
+    "TripletLoss",
     "CoSENTLoss",
     "CosineSimilarityLoss",
     "GISTEmbedLoss",

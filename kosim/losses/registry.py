@@ -7,11 +7,22 @@ from typing import Any
 
 from torch import nn
 
+from kosim.losses.angle import AnglELoss
+from kosim.losses.batch_hard import (
+    BatchAllTripletLoss,
+    BatchHardSoftMarginTripletLoss,
+    BatchHardTripletLoss,
+    BatchSemiHardTripletLoss,
+)
+from kosim.losses.contrastive import ContrastiveLoss, OnlineContrastiveLoss
 from kosim.losses.cosent import CoSENTLoss
 from kosim.losses.cosine import CosineSimilarityLoss
 from kosim.losses.distill import MarginMSELoss
+from kosim.losses.gte import DirectionalRankingLoss
 from kosim.losses.matryoshka import MatryoshkaLoss
 from kosim.losses.mnrl import MultipleNegativesRankingLoss
+from kosim.losses.mnrl_symmetric import MultipleNegativesSymmetricRankingLoss
+from kosim.losses.triplet import TripletLoss
 from kosim.utils.suggest import did_you_mean
 
 __all__ = ["LOSSES", "build_loss"]
@@ -22,6 +33,16 @@ LOSSES: dict[str, type[nn.Module]] = {
     "CoSENTLoss": CoSENTLoss,
     "MatryoshkaLoss": MatryoshkaLoss,
     "MarginMSELoss": MarginMSELoss,
+    "MultipleNegativesSymmetricRankingLoss": MultipleNegativesSymmetricRankingLoss,
+    "DirectionalRankingLoss": DirectionalRankingLoss,
+    "TripletLoss": TripletLoss,
+    "ContrastiveLoss": ContrastiveLoss,
+    "OnlineContrastiveLoss": OnlineContrastiveLoss,
+    "AnglELoss": AnglELoss,
+    "BatchHardTripletLoss": BatchHardTripletLoss,
+    "BatchSemiHardTripletLoss": BatchSemiHardTripletLoss,
+    "BatchAllTripletLoss": BatchAllTripletLoss,
+    "BatchHardSoftMarginTripletLoss": BatchHardSoftMarginTripletLoss,
     # lowercase aliases
     "mnrl": MultipleNegativesRankingLoss,
     "multiple_negatives_ranking": MultipleNegativesRankingLoss,
@@ -30,6 +51,17 @@ LOSSES: dict[str, type[nn.Module]] = {
     "cosent": CoSENTLoss,
     "matryoshka": MatryoshkaLoss,
     "margin_mse": MarginMSELoss,
+    "mnrl_symmetric": MultipleNegativesSymmetricRankingLoss,
+    "gte": DirectionalRankingLoss,
+    "improved_contrastive": DirectionalRankingLoss,
+    "triplet": TripletLoss,
+    "contrastive": ContrastiveLoss,
+    "online_contrastive": OnlineContrastiveLoss,
+    "angle": AnglELoss,
+    "batch_hard_triplet": BatchHardTripletLoss,
+    "batch_semi_hard_triplet": BatchSemiHardTripletLoss,
+    "batch_all_triplet": BatchAllTripletLoss,
+    "batch_hard_soft_margin_triplet": BatchHardSoftMarginTripletLoss,
 }
 
 

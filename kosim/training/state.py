@@ -21,6 +21,7 @@ from torch import nn
 
 from kosim.config.arguments import TrainingArguments
 from kosim.data.datasets import ColumnDataset, TokenizedDataset
+from kosim.data.group_by_label import GroupByLabelBatchSampler
 from kosim.data.samplers import BatchSampler, MultiDatasetBatchSampler, NoDuplicatesBatchSampler
 from kosim.model import SentenceEncoder
 from kosim.precision import resolve_bf16
@@ -116,6 +117,8 @@ def _sampler(data: TokenizedDataset, args: TrainingArguments, world_size: int):
         return NoDuplicatesBatchSampler(
             data, batch, drop_last=args.dataloader_drop_last, seed=args.seed, min_batch_rows=2
         )
+    if args.batch_sampler == "group_by_label":
+        return GroupByLabelBatchSampler(data, batch, drop_last=args.dataloader_drop_last, seed=args.seed)
     return BatchSampler(data, batch, drop_last=args.dataloader_drop_last, seed=args.seed)
 
 

@@ -197,3 +197,21 @@ def test_all_duplicate_rows_under_no_duplicates_is_an_error(no_dropout_dir, tmp_
             batch_sampler="no_duplicates",
         )
     assert not (tmp_path / "dup" / "model.safetensors").exists()
+
+
+def test_group_by_label_batches_train_a_batch_hard_triplet_loss(no_dropout_dir, tmp_path):
+    """batch_sampler="group_by_label" feeds a batch-hard triplet loss label-grouped batches through the Trainer."""
+    from kosim.losses import BatchHardTripletLoss
+
+    texts = [f"분류 {i % 4} 문장 {i}" for i in range(32)]
+    data = ColumnDataset({"sentence": texts}, labels=np.array([i % 4 for i in range(32)], dtype=np.float32))
+    trainer = _train(
+        no_dropout_dir,
+        tmp_path / "bh",
+        data,
+        BatchHardTripletLoss(),
+        per_device_train_batch_size=8,
+        batch_sampler="group_by_label",
+    )
+    losses = [r["loss"] for r in trainer.log_history if "loss" in r]
+    assert len(losses) == 4 and all(np.isfinite(losses))
