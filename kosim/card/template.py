@@ -13,6 +13,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from kosim.losses.citations import SBERT as CITATION_SBERT
+
 SIMILARITY_NAMES = {
     "cosine": "Cosine Similarity",
     "dot": "Dot Product",
@@ -26,14 +28,6 @@ VERSION_LABELS = {  # keys of kosim.st_format.versions(), in the order listed
     "pytorch": "PyTorch",
     "tokenizers": "Tokenizers",
 }
-CITATION_SBERT = """@inproceedings{reimers2019sentencebert,
-  title     = {Sentence-{BERT}: Sentence Embeddings using {S}iamese {BERT}-Networks},
-  author    = {Nils Reimers and Iryna Gurevych},
-  booktitle = {Proceedings of the 2019 Conference on Empirical Methods in Natural Language Processing},
-  year      = {2019},
-  publisher = {Association for Computational Linguistics},
-  url       = {https://arxiv.org/abs/1908.10084}
-}"""
 
 # ------------------------------------------------------------------------------------------------ formatters
 

@@ -15,12 +15,12 @@ Every error is a :class:`~kosim.data.datasets.DataError` starting with ``path:li
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
 
 from kosim.data.datasets import ColumnDataset, DataError
+from kosim.data.parsing import iter_split_lines, json_object, skip_blank
 from kosim.data.retrieval_task import RetrievalTask
 
 __all__ = ["load_beir", "read_beir_corpus", "read_beir_qrels", "read_beir_queries", "beir_training_pairs"]
@@ -30,38 +30,19 @@ QRELS_HEADER = ["query-id", "corpus-id", "score"]
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """``(line_number, line)`` of a UTF-8 file without its line end (and BOM); trailing blank lines are skipped,
-    an interior blank line is an error."""
+    """``(line_number, line)`` of a UTF-8 file without its line end (and BOM): kosim's shared line reader, so
+    trailing blank lines are skipped and an interior blank line is an error naming it."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    blank: int | None = None
-    with path.open("rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason})") from None
-            if lineno == 1:
-                line = line.removeprefix("\ufeff")
-            line = line.rstrip("\n").removesuffix("\r")
-            if not line.strip():
-                blank = lineno if blank is None else blank
-                continue
-            if blank is not None:
-                raise DataError(f"{path}:{blank}: empty line")
-            yield lineno, line
+    for lineno, fields in skip_blank(iter_split_lines(path, "\n"), path):
+        yield lineno, fields[0]
 
 
 def _json_records(path: Path, keys: tuple[str, ...]) -> Iterator[tuple[str, str, dict]]:
     """``(where, id, object)`` per line, with ``_id`` checked and each of ``keys`` a str when present."""
     for lineno, line in _lines(path):
         where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: invalid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        obj = json_object(line, where)
         raw_id = obj.get("_id")
         if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or raw_id == "":
             raise DataError(f"{where}: '_id' must be a non-empty string, got {raw_id!r} (keys: {sorted(obj)})")

@@ -247,7 +247,8 @@ def parse_table(path: Path, records: Records, columns: ColumnChoice, label: str 
     return dict(zip(targets, texts)), (np.asarray(labels, dtype=np.float64) if label_pos is not None else None)
 
 
-def _json_object(line: str, where: str) -> dict[str, Any]:
+def json_object(line: str, where: str) -> dict[str, Any]:
+    """The JSON object on one line, or a DataError naming ``where`` (invalid JSON, or not an object)."""
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -269,7 +270,7 @@ def parse_jsonl(path: Path, columns: ColumnChoice, label: str | None) -> Table:
     labels: list[float] = []
     for lineno, fields in skip_blank(iter_split_lines(path, "\n"), path):
         where = f"{path}:{lineno}"
-        obj = _json_object(fields[0], where)
+        obj = json_object(fields[0], where)
         if sources is None:
             sources, targets = resolve_columns(columns, [k for k in obj if k != label], where)
             texts = [[] for _ in sources]

@@ -7,6 +7,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from kosim.losses.checks import check_columns, check_labels, upcast_half
+from kosim.losses.citations import SBERT
 from kosim.similarity import pairwise_cos_sim
 
 __all__ = ["CosineSimilarityLoss"]
@@ -37,14 +38,7 @@ class CosineSimilarityLoss(nn.Module):
 
     label_range: tuple[float, float] = (-1.0, 1.0)
 
-    citation = """@inproceedings{reimers2019sentencebert,
-  title     = {Sentence-{BERT}: Sentence Embeddings using {S}iamese {BERT}-Networks},
-  author    = {Nils Reimers and Iryna Gurevych},
-  booktitle = {Proceedings of the 2019 Conference on Empirical Methods in Natural Language Processing},
-  year      = {2019},
-  publisher = {Association for Computational Linguistics},
-  url       = {https://arxiv.org/abs/1908.10084}
-}"""
+    citation = SBERT
 
     def __init__(self, loss_fct: nn.Module | None = None) -> None:
         super().__init__()

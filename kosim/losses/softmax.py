@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from kosim.losses.checks import check_columns, check_labels
+from kosim.losses.citations import SBERT
 
 __all__ = ["HEAD_FILE", "SoftmaxLoss"]
 
@@ -49,14 +50,7 @@ class SoftmaxLoss(nn.Module):
             loss gets the float labels (``[batch]``; with ``num_labels=1`` the logits as ``[batch]`` too).
     """
 
-    citation = """@inproceedings{reimers2019sentencebert,
-  title     = {Sentence-{BERT}: Sentence Embeddings using {S}iamese {BERT}-Networks},
-  author    = {Nils Reimers and Iryna Gurevych},
-  booktitle = {Proceedings of the 2019 Conference on Empirical Methods in Natural Language Processing},
-  year      = {2019},
-  publisher = {Association for Computational Linguistics},
-  url       = {https://arxiv.org/abs/1908.10084}
-}"""
+    citation = SBERT
 
     def __init__(
         self,
