@@ -146,7 +146,9 @@ def build_state(
     names = list(datasets)
     prompts = prompts or {}
     prompt_length = model.tokenizer.prompt_length
-    tokenized = [datasets[n].tokenize(model.tokenize, prompts=prompts.get(n), prompt_length_fn=prompt_length) for n in names]
+    tokenized = [
+        datasets[n].tokenize(model.tokenize, prompts=prompts.get(n), prompt_length_fn=prompt_length) for n in names
+    ]
     sampler = MultiDatasetBatchSampler(
         [_sampler(t, args, dist.world_size) for t in tokenized],
         strategy=args.multi_dataset_batch_sampler,
