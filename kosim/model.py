@@ -169,18 +169,23 @@ class SentenceEncoder(nn.Module):
         result: np.ndarray | Tensor = out[0] if single else out
         return torch.from_numpy(result) if to == "torch" else result
 
-    def encode_query(self, texts: str | Sequence[str], **kwargs: Any) -> np.ndarray | Tensor:
+    def encode_query(
+        self, texts: str | Sequence[str], progress: bool | None = None, **kwargs: Any
+    ) -> np.ndarray | Tensor:
         """`encode` with the model's "query" prompt (sentence-transformers' `encode_query`).
 
-        An explicit `prompt` / `prompt_name` wins. A model without a "query" prompt encodes with no prompt at all:
+        Takes `encode`'s arguments (`progress` named, so evaluators find kosim's progress flag); an explicit
+        `prompt` / `prompt_name` wins. A model without a "query" prompt encodes with no prompt at all:
         its `default_prompt_name` does not apply here, as in sentence-transformers.
         """
-        return self.encode(texts, **self._role_prompt(kwargs, QUERY_PROMPT_NAMES))
+        return self.encode(texts, progress=progress, **self._role_prompt(kwargs, QUERY_PROMPT_NAMES))
 
-    def encode_document(self, texts: str | Sequence[str], **kwargs: Any) -> np.ndarray | Tensor:
+    def encode_document(
+        self, texts: str | Sequence[str], progress: bool | None = None, **kwargs: Any
+    ) -> np.ndarray | Tensor:
         """`encode` with the model's first prompt of "document", "passage", "corpus" (sentence-transformers'
         `encode_document`); no prompt when it has none of them (its `default_prompt_name` does not apply)."""
-        return self.encode(texts, **self._role_prompt(kwargs, DOCUMENT_PROMPT_NAMES))
+        return self.encode(texts, progress=progress, **self._role_prompt(kwargs, DOCUMENT_PROMPT_NAMES))
 
     def _role_prompt(self, kwargs: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
         if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
