@@ -21,6 +21,9 @@ from kosim.st_directory import read_directory, write_directory
 from kosim.tokenizer import TextTokenizer
 from kosim.utils import ragged
 
+QUERY_PROMPT_NAMES = ("query",)
+DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")  # sentence-transformers' encode_document order
+
 
 def check_texts(texts: Any, name: str = "texts") -> list[str]:
     """A list of str, or a TypeError naming the first bad item by index."""
@@ -165,6 +168,30 @@ class SentenceEncoder(nn.Module):
                 bar.close()
         result: np.ndarray | Tensor = out[0] if single else out
         return torch.from_numpy(result) if to == "torch" else result
+
+    def encode_query(
+        self, texts: str | Sequence[str], progress: bool | None = None, **kwargs: Any
+    ) -> np.ndarray | Tensor:
+        """`encode` with the model's "query" prompt (sentence-transformers' `encode_query`).
+
+        Takes `encode`'s arguments (`progress` named, so evaluators find kosim's progress flag); an explicit
+        `prompt` / `prompt_name` wins. A model without a "query" prompt encodes with no prompt at all:
+        its `default_prompt_name` does not apply here, as in sentence-transformers.
+        """
+        return self.encode(texts, progress=progress, **self._role_prompt(kwargs, QUERY_PROMPT_NAMES))
+
+    def encode_document(
+        self, texts: str | Sequence[str], progress: bool | None = None, **kwargs: Any
+    ) -> np.ndarray | Tensor:
+        """`encode` with the model's first prompt of "document", "passage", "corpus" (sentence-transformers'
+        `encode_document`); no prompt when it has none of them (its `default_prompt_name` does not apply)."""
+        return self.encode(texts, progress=progress, **self._role_prompt(kwargs, DOCUMENT_PROMPT_NAMES))
+
+    def _role_prompt(self, kwargs: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
+            name = next((n for n in names if n in self.prompts), None)
+            kwargs = {**kwargs, "prompt": self.prompts[name] if name is not None else "", "prompt_name": None}
+        return kwargs
 
     def _inference_weights(self, dtype: str):
         """The encoder's inference copy of its weights for `encode` (None: run `forward` under autocast).

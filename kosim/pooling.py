@@ -41,16 +41,26 @@ class Pooling(nn.Module):
         return self.dim * len(self.modes)
 
     def forward(self, tokens: Tensor, batch: PackedBatch, prompt_length: int = 0) -> Tensor:
-        """`tokens [tokens, hidden]` of a packed batch -> `[seqs, hidden * len(modes)]`."""
+        """`tokens [tokens, hidden]` of a packed batch -> `[seqs, hidden * len(modes)]`.
+
+        The prompt tokens left out with `include_prompt=False` are the batch's per-sequence `prompt_lengths`
+        (training batches, where each column has its own prompt) or else `prompt_length` for every sequence.
+        """
         n, hidden = batch.num_seqs, tokens.shape[-1]
         acc_dtype = torch.float32 if tokens.dtype in (torch.float16, torch.bfloat16) else tokens.dtype
-        skip = 0 if self.include_prompt else int(prompt_length)
-        keep = (batch.positions >= skip).to(acc_dtype).unsqueeze(1) if skip else None  # [tokens, 1]
+        skip: int | Tensor = 0  # prompt tokens per sequence: an int, or [seqs] int64
+        if not self.include_prompt:
+            skip = batch.prompt_lengths if batch.prompt_lengths is not None else int(prompt_length)
+        keep = None  # [tokens, 1]: 1 where a token is pooled
+        if isinstance(skip, Tensor):
+            keep = (batch.positions >= skip[batch.seq_index]).to(acc_dtype).unsqueeze(1)
+        elif skip:
+            keep = (batch.positions >= skip).to(acc_dtype).unsqueeze(1)
         starts, ends = batch.cu_seqlens[:-1], batch.cu_seqlens[1:]
         out = []
         for mode in self.modes:
             if mode == "cls":
-                first = starts + torch.where(batch.lengths > skip, skip, 0) if skip else starts
+                first = starts + torch.where(batch.lengths > skip, skip, 0) if keep is not None else starts
                 out.append(tokens[first])
             elif mode == "lasttoken":
                 out.append(tokens[ends - 1])

@@ -303,6 +303,8 @@ def build_model_card(
     }
     if language:
         details["Language"] = language
+    if any(model.prompts.values()):  # what encode_query / encode_document / prompt_name= put before the texts
+        details["Prompts"] = ", ".join(f"`{name}`: `{prompt!r}`" for name, prompt in model.prompts.items() if prompt)
 
     plural = "s" if len(train_datasets) > 1 else ""
     sections = [

@@ -10,6 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from kosim.config.prompts import check_prompts
 from kosim.utils.suggest import did_you_mean
 
 BATCH_SAMPLERS = ("batch_sampler", "no_duplicates", "group_by_label")
@@ -60,6 +61,8 @@ class TrainingArguments:
     overwrite_output_dir: bool = False
     disable_tqdm: bool = False
     device: str | None = None
+    # text put before a column's texts at tokenization: a str, {column: prompt} or {dataset: {column: prompt}}
+    prompts: str | dict[str, Any] | None = None
     card_notes: dict[str, Any] = field(default_factory=dict, repr=False)  # free-form notes for the model card
 
     def __post_init__(self) -> None:
@@ -103,6 +106,9 @@ class TrainingArguments:
             bad("fp16", "fp16 and bf16 cannot both be on")
         if not self.output_dir:
             bad("output_dir", "must be a non-empty path")
+        why = check_prompts(self.prompts)
+        if why is not None:
+            bad("prompts", why)
         if self.device is not None:
             from kosim.utils.device import resolve_device  # imports torch: only when a device is named
 

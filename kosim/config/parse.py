@@ -22,6 +22,7 @@ from kosim.config.schema import (
     RunConfig,
 )
 from kosim.config.table import Table
+from kosim.utils.suggest import did_you_mean
 
 __all__ = ["load_config", "parse_config"]
 
@@ -161,6 +162,16 @@ def _parse_training(raw: Any, source: str) -> TrainingArguments:
     return args
 
 
+def _check_prompt_datasets(prompts: Any, names: list[str], source: str) -> None:
+    """A ``[training.prompts.NAME]`` table must name a dataset (columns are checked once the data is read)."""
+    for key, value in prompts.items() if isinstance(prompts, dict) else ():
+        if isinstance(value, dict) and key not in names:
+            raise ConfigError(
+                f"{source}: [training] prompts.{key}: {key!r} is not a dataset of this config; datasets are "
+                f"{names}{did_you_mean(key, names)}"
+            )
+
+
 def parse_config(raw: dict[str, Any], base_dir: str | os.PathLike | None = None, source: str = "<config>") -> RunConfig:
     """Validate a config mapping (a parsed TOML document) into a :class:`RunConfig`; relative paths use ``base_dir``."""
     base = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
@@ -180,10 +191,12 @@ def parse_config(raw: dict[str, Any], base_dir: str | os.PathLike | None = None,
         names = [item.name for item in items]
         if len(set(names)) != len(names):
             raise ConfigError(f"{source}: [[{what}]] names must be unique, got {names}")
+    training = _parse_training(top.get("training", (dict,), {}), source)
+    _check_prompt_datasets(training.prompts, [d.name for d in datasets + eval_datasets], source)
     return RunConfig(
         model=_parse_model(raw["model"], source, base),
         datasets=datasets,
-        training=_parse_training(top.get("training", (dict,), {}), source),
+        training=training,
         evaluators=evaluators,
         eval_datasets=eval_datasets,
         source=source,

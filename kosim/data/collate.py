@@ -58,7 +58,9 @@ def collate(dataset: TokenizedDataset, rows: np.ndarray | list[int], dataset_ind
     lengths = np.concatenate([p[1] for p in parts])
     labels = None if dataset.labels is None else torch.from_numpy(dataset.labels[rows])
     text_ids = [torch.from_numpy(np.ascontiguousarray(col.text_ids[rows])) for col in dataset.columns]
-    return TrainBatch(pack_flat(ids, lengths), dataset.num_columns, len(rows), labels, text_ids, dataset_index)
+    prompts = np.repeat(dataset.prompt_lengths, len(rows)) if any(dataset.prompt_lengths) else None  # [seqs]
+    packed = pack_flat(ids, lengths, prompts)
+    return TrainBatch(packed, dataset.num_columns, len(rows), labels, text_ids, dataset_index)
 
 
 def split_rows(batch_rows: np.ndarray | list[int], rank: int, world_size: int) -> np.ndarray:

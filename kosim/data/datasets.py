@@ -170,7 +170,11 @@ class ColumnDataset:
         return self._num_unique
 
     def tokenize(
-        self, tokenize_fn: Callable[[list[str]], Sequence[Sequence[int]]], batch_size: int = 10000
+        self,
+        tokenize_fn: Callable[[list[str]], Sequence[Sequence[int]]],
+        batch_size: int = 10000,
+        prompts: Mapping[str, str] | None = None,
+        prompt_length_fn: Callable[[str], int] | None = None,
     ) -> TokenizedDataset:
         """Tokenize every distinct text exactly once and return a :class:`TokenizedDataset`.
 
@@ -179,12 +183,28 @@ class ColumnDataset:
                 tokenizer call with truncation, returning ``input_ids``.
             batch_size: number of texts handed to ``tokenize_fn`` per call, so peak memory of the Python-level
                 token lists stays bounded by one chunk.
+            prompts: ``{column: prompt}``, put before every text of the column once, here (columns not named get
+                none); ``prompt_length_fn(prompt)`` gives the prompt's token count that the dataset records for
+                ``include_prompt=False`` pooling (e.g. ``model.tokenizer.prompt_length``).
 
         Texts that repeat (inside a column or across columns, common in NLI triplets) are tokenized once and their
         ids copied; the per-row ``text_ids`` of each column come along for duplicate-free batch sampling.
         """
-        columns = tokenize_columns(list(self._columns.values()), tokenize_fn, batch_size)
-        return TokenizedDataset(columns, self.column_names, self._labels, self.name)
+        prompts = dict(prompts or {})
+        unknown = [c for c in prompts if c not in self._columns]
+        if unknown:
+            hint = did_you_mean(unknown[0], self.column_names)
+            raise KeyError(
+                f"dataset {self.name!r}: prompt for unknown column {unknown[0]!r}; columns are {self.column_names}{hint}"
+            )
+        per_column = [prompts.get(c, "") for c in self.column_names]
+        if any(per_column) and prompt_length_fn is None:
+            raise ValueError("prompts need prompt_length_fn (the prompt's token count, for include_prompt=False)")
+        lengths = [prompt_length_fn(p) if p else 0 for p in per_column] if any(per_column) else None
+        columns = tokenize_columns(
+            list(self._columns.values()), tokenize_fn, batch_size, per_column if any(per_column) else None
+        )
+        return TokenizedDataset(columns, self.column_names, self._labels, self.name, lengths)
 
     # -- readers ---------------------------------------------------------------------------------------------------
 

@@ -53,7 +53,10 @@ def _tokenize_unique(uniques: list[str], tokenize_fn: TokenizeFn, batch_size: in
 
 
 def tokenize_columns(
-    columns: Sequence[Sequence[str]], tokenize_fn: TokenizeFn, batch_size: int = 10000
+    columns: Sequence[Sequence[str]],
+    tokenize_fn: TokenizeFn,
+    batch_size: int = 10000,
+    prompts: Sequence[str] | None = None,
 ) -> list[TokenizedColumn]:
     """One :class:`TokenizedColumn` (with text ids) per column of texts; each distinct text is tokenized once.
 
@@ -62,15 +65,30 @@ def tokenize_columns(
         tokenize_fn: maps a list of texts to one list of token ids per text (no padding).
         batch_size: texts per ``tokenize_fn`` call (bounds the Python-level token lists to one chunk), also the
             rows copied per vectorised step when the ids are spread back onto the rows.
+        prompts: one prompt per column ("" for none), put before each of its texts here, once: each distinct
+            (prompt, text) is tokenized once. Text ids still name the text alone (as ``ColumnDataset.text_ids``), so
+            duplicate-free samplers and per-text tables see the same text under any prompt as one.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     col_ids, uniques = assign_text_ids(columns)
-    uniq_flat, uniq_offsets = _tokenize_unique(uniques, tokenize_fn, batch_size)
-    return [
-        TokenizedColumn(*ragged.gather(uniq_flat, uniq_offsets, tid, chunk_rows=batch_size), text_ids=tid)
-        for tid in col_ids
-    ]
+    if prompts is None or not any(prompts):
+        uniq_flat, uniq_offsets = _tokenize_unique(uniques, tokenize_fn, batch_size)
+        return [
+            TokenizedColumn(*ragged.gather(uniq_flat, uniq_offsets, tid, chunk_rows=batch_size), text_ids=tid)
+            for tid in col_ids
+        ]
+    if len(prompts) != len(columns):
+        raise ValueError(f"got {len(prompts)} prompts for {len(columns)} columns")
+    out: list[TokenizedColumn | None] = [None] * len(columns)
+    for prompt in dict.fromkeys(prompts):
+        cols = [c for c, p in enumerate(prompts) if p == prompt]
+        needed = np.unique(np.concatenate([col_ids[c] for c in cols]))  # text ids read under this prompt, sorted
+        flat, offsets = _tokenize_unique([prompt + uniques[i] for i in needed], tokenize_fn, batch_size)
+        for c in cols:
+            rows = np.searchsorted(needed, col_ids[c])
+            out[c] = TokenizedColumn(*ragged.gather(flat, offsets, rows, chunk_rows=batch_size), text_ids=col_ids[c])
+    return out  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,6 +147,7 @@ class TokenizedDataset:
         column_names: Sequence[str],
         labels: Sequence[float] | np.ndarray | None = None,
         name: str = "train",
+        prompt_lengths: Sequence[int] | None = None,
     ) -> None:
         columns = list(columns)
         column_names = list(column_names)
@@ -147,8 +166,13 @@ class TokenizedDataset:
             label_arr = as_label_array(labels, f"dataset {name!r}").astype(np.float32)
             if label_arr.size != n:
                 raise ValueError(f"got {label_arr.size} labels for {n} rows")
+        prompt_lengths = [0] * len(columns) if prompt_lengths is None else [int(p) for p in prompt_lengths]
+        if len(prompt_lengths) != len(columns) or min(prompt_lengths) < 0:
+            raise ValueError(f"prompt_lengths must be one int >= 0 per column, got {prompt_lengths}")
         self.columns = columns
         self.column_names = column_names
+        # tokens of each column's prompt (ids already hold it): what include_prompt=False pooling leaves out
+        self.prompt_lengths = prompt_lengths
         self.labels = label_arr
         self.name = name
 

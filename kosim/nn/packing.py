@@ -35,6 +35,7 @@ class PackedBatch:
     token_slot: Tensor | None = None  # [tokens] int64, the grid slot of each token
     grid_mask: Tensor | None = None  # [slots] bool, True where the slot holds its own row's token
     buckets: tuple[tuple[int, int], ...] = ()  # (seqs, max_len) of each grid, laid out one after another
+    prompt_lengths: Tensor | None = None  # [seqs] int64, prompt tokens opening each sequence (training prompts)
 
     def to(self, device: torch.device | str) -> PackedBatch:
         """Copy every tensor to `device` (non-blocking from pinned memory)."""
@@ -57,7 +58,8 @@ class PackedBatch:
         cu = self.cu_seqlens.cpu().numpy()
         start, stop, _ = seqs.indices(self.num_seqs)
         ids = self.input_ids.cpu().numpy()[cu[start] : cu[stop]]
-        return pack_flat(ids, np.diff(cu[start : stop + 1]))
+        prompts = None if self.prompt_lengths is None else self.prompt_lengths.cpu().numpy()[start:stop]
+        return pack_flat(ids, np.diff(cu[start : stop + 1]), prompts)
 
 
 # Cost model of one attention grid, in units of one query-key score: a grid of `s` rows of `l` slots costs about
@@ -94,8 +96,9 @@ def plan_buckets(sorted_lengths: np.ndarray) -> list[int]:
     return [int(points[i]) for i in reversed(splits)]
 
 
-def pack_flat(ids: np.ndarray, lengths: np.ndarray) -> PackedBatch:
-    """Pack sequences given as one flat id array `[tokens]` and their `lengths [seqs]`."""
+def pack_flat(ids: np.ndarray, lengths: np.ndarray, prompt_lengths: np.ndarray | None = None) -> PackedBatch:
+    """Pack sequences given as one flat id array `[tokens]` and their `lengths [seqs]` (and optionally the prompt
+    tokens opening each sequence, `prompt_lengths [seqs]`, which `include_prompt=False` pooling leaves out)."""
     lengths = np.asarray(lengths, dtype=np.int64)
     num_seqs = int(lengths.shape[0])
     if num_seqs and int(lengths.min()) <= 0:
@@ -105,6 +108,8 @@ def pack_flat(ids: np.ndarray, lengths: np.ndarray) -> PackedBatch:
     num_tokens = int(cu[-1])
     if ids.shape[0] != num_tokens:
         raise ValueError(f"ids has {ids.shape[0]} tokens but lengths sum to {num_tokens}")
+    if prompt_lengths is not None and np.shape(prompt_lengths) != (num_seqs,):
+        raise ValueError(f"prompt_lengths has shape {np.shape(prompt_lengths)} for {num_seqs} sequences")
     max_len = int(lengths.max()) if num_seqs else 0
     seq_index = np.repeat(np.arange(num_seqs, dtype=np.int64), lengths)
     positions = np.arange(num_tokens, dtype=np.int64) - cu[:-1][seq_index]
@@ -123,6 +128,7 @@ def pack_flat(ids: np.ndarray, lengths: np.ndarray) -> PackedBatch:
         token_slot=torch.from_numpy(token_slot),
         grid_mask=torch.from_numpy(grid_mask),
         buckets=buckets,
+        prompt_lengths=None if prompt_lengths is None else torch.from_numpy(np.array(prompt_lengths, dtype=np.int64)),
     )
 
 

@@ -129,8 +129,12 @@ def build_state(
     losses: Mapping[str, nn.Module],
     device: torch.device,
     dist: DistInfo,
+    prompts: Mapping[str, Mapping[str, str]] | None = None,
 ) -> TrainState:
-    """Seed, move the model, tokenize, and build sampler, optimizer, schedule and scaler for a fresh run."""
+    """Seed, move the model, tokenize, and build sampler, optimizer, schedule and scaler for a fresh run.
+
+    `prompts` (`{dataset: {column: prompt}}`, see kosim.config.prompts) go before the texts as they are tokenized.
+    """
     set_seed(args.seed)
     model = model.to(device)
     model.train()
@@ -140,7 +144,11 @@ def build_state(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     names = list(datasets)
-    tokenized = [datasets[n].tokenize(model.tokenize) for n in names]
+    prompts = prompts or {}
+    prompt_length = model.tokenizer.prompt_length
+    tokenized = [
+        datasets[n].tokenize(model.tokenize, prompts=prompts.get(n), prompt_length_fn=prompt_length) for n in names
+    ]
     sampler = MultiDatasetBatchSampler(
         [_sampler(t, args, dist.world_size) for t in tokenized],
         strategy=args.multi_dataset_batch_sampler,

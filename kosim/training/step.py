@@ -178,6 +178,7 @@ def row_chunks(batch: TrainBatch, size: int) -> list[TrainBatch]:
     cu = packed.cu_seqlens.cpu().numpy()
     ids = packed.input_ids.cpu().numpy()
     lengths = packed.lengths.cpu().numpy()
+    prompts = None if packed.prompt_lengths is None else packed.prompt_lengths.cpu().numpy()
     device = packed.input_ids.device
     chunks = []
     for start in range(0, batch.num_rows, size):
@@ -185,7 +186,8 @@ def row_chunks(batch: TrainBatch, size: int) -> list[TrainBatch]:
         seqs = [c * batch.num_rows + i for c in range(batch.num_columns) for i in (start, stop)]
         spans = [ids[cu[a] : cu[b]] for a, b in zip(seqs[::2], seqs[1::2])]
         lens = [lengths[a:b] for a, b in zip(seqs[::2], seqs[1::2])]
-        sub = pack_flat(np.concatenate(spans), np.concatenate(lens)).to(device)
+        sub_prompts = None if prompts is None else np.concatenate([prompts[a:b] for a, b in zip(seqs[::2], seqs[1::2])])
+        sub = pack_flat(np.concatenate(spans), np.concatenate(lens), sub_prompts).to(device)
         chunks.append(
             TrainBatch(
                 packed=sub,

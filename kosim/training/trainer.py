@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from kosim.config.arguments import REMOVED, TrainingArguments
+from kosim.config.prompts import run_prompts
 from kosim.data.collate import collate, split_rows
 from kosim.data.datasets import ColumnDataset
 from kosim.data.samplers import BatchSampler
@@ -112,6 +113,13 @@ class Trainer:
             [] if evaluator is None else list(evaluator) if isinstance(evaluator, Sequence) else [evaluator]
         )
         self.base_model = base_model
+        # {dataset: {column: prompt}}, names checked here; the model saves its prompts (encode_query uses them)
+        self.prompts, saved_prompts = run_prompts(
+            args.prompts,
+            {n: d.column_names for n, d in self.train_datasets.items()},
+            {n: d.column_names for n, d in self.eval_datasets.items()},
+        )
+        self.model.prompts.update(saved_prompts)
         self.log_history: list[dict[str, Any]] = []
         self.dist = DistInfo()
         self.output_dir = Path(args.output_dir)
@@ -208,7 +216,7 @@ class Trainer:
             for path in remove_partial_checkpoints(self.output_dir):
                 log(f"removed {path.name}, a checkpoint whose write was interrupted")
         warn_label_ranges(self.train_datasets, self.losses)
-        s = build_state(self.model, self.args, self.train_datasets, self.losses, device, self.dist)
+        s = build_state(self.model, self.args, self.train_datasets, self.losses, device, self.dist, self.prompts)
         s.log_history = self.log_history
         resumed = load_resume_checkpoint(
             self.output_dir, self.args.resume_from_checkpoint, log if self.dist.is_main else _silent
@@ -334,7 +342,8 @@ class Trainer:
         try:
             for name, data in self.eval_datasets.items():
                 loss_fn = self.losses.get(name, next(iter(self.losses.values())))
-                tok = data.tokenize(model.tokenize)
+                prompts = {c: p for c, p in self.prompts.get(name, {}).items() if c in data.column_names}
+                tok = data.tokenize(model.tokenize, prompts=prompts, prompt_length_fn=model.tokenizer.prompt_length)
                 total, count = torch.zeros((), device=device), 0
                 for rows in BatchSampler(tok, self.args.per_device_eval_batch_size, shuffle=False):
                     batch = collate(tok, rows).to(device)
