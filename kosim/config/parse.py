@@ -47,11 +47,11 @@ def _columns(table: Table, fmt: str) -> tuple[list[str] | None, str | None]:
     return columns, label
 
 
-_DATASET_KEYS = ("name", "path", "format", "columns", "label", "max_rows", "seed", "loss", "loss_args")
+_DATASET_KEYS = ("name", "path", "format", "columns", "label", "max_rows", "seed", "loss", "loss_args", "guide")
 
 
 def _parse_dataset(raw: Any, where: str, source: str, base_dir: Path, with_loss: bool) -> DatasetConfig:
-    keys = _DATASET_KEYS if with_loss else _DATASET_KEYS[:-2]
+    keys = _DATASET_KEYS if with_loss else _DATASET_KEYS[:-3]
     if not with_loss and isinstance(raw, dict) and ("loss" in raw or "loss_args" in raw):
         raise ConfigError(
             f"{source}: {where} has no 'loss' key: a validation dataset uses the loss of the training dataset "
@@ -72,15 +72,29 @@ def _parse_dataset(raw: Any, where: str, source: str, base_dir: Path, with_loss:
         seed=t.get("seed", (int,), 42),
     )
     if with_loss:
-        from kosim.losses import build_loss
+        from kosim.losses import check_loss, needs_guide
 
         cfg.loss = t.get("loss", (str,))
         cfg.loss_args = t.get("loss_args", (dict,), {})
         try:
-            build_loss(cfg.loss, **cfg.loss_args)
+            loss = check_loss(cfg.loss, **cfg.loss_args)
         except (TypeError, ValueError) as exc:
             raise t.error("loss", str(exc)) from None
+        cfg.guide = _model_name(t.get("guide", (str,), None), base_dir)
+        if needs_guide(loss) and cfg.guide is None:
+            raise t.error("loss", f'{cfg.loss} needs a guide model: add guide = "model directory or hub id"')
+        if cfg.guide is not None and not needs_guide(loss):
+            raise t.error("guide", f"{cfg.loss} takes no guide model (only GISTEmbedLoss does)")
     return cfg
+
+
+def _model_name(name: str | None, base_dir: Path) -> str | None:
+    """A model directory (resolved; relative to the config's directory first) or, when no such directory exists,
+    a hub id."""
+    for local in () if name is None else (base_dir / Path(name).expanduser(), Path(name).expanduser()):
+        if local.is_dir():
+            return str(local.resolve())
+    return name
 
 
 _EVALUATOR_KEYS = (
@@ -126,11 +140,7 @@ def _parse_evaluator(raw: Any, where: str, source: str, base_dir: Path) -> Evalu
 
 def _parse_model(raw: Any, source: str, base_dir: Path) -> ModelConfig:
     t = Table(raw, "[model]", source, ("name_or_path", "max_seq_length", "pooling", "trust_remote_code"))
-    name = t.get("name_or_path", (str,))
-    for local in (base_dir / Path(name).expanduser(), Path(name).expanduser()):  # else a hub id
-        if local.is_dir():
-            name = str(local.resolve())
-            break
+    name = _model_name(t.get("name_or_path", (str,)), base_dir)
     pooling = t.strings("pooling")
     if pooling is not None:
         from kosim.st_format import POOLING_MODES

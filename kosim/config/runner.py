@@ -46,10 +46,12 @@ def load_model(cfg: ModelConfig, source: str = "<config>"):
 
 def load_dataset(cfg: DatasetConfig | EvaluatorConfig):
     """The ColumnDataset a dataset or evaluator entry describes (first ``max_rows`` rows)."""
-    from kosim.data import read_kornli_triplets, read_korsts, read_table
+    from kosim.data import read_kornli_pairs, read_kornli_triplets, read_korsts, read_table
 
     if cfg.format == "korsts":
         data = read_korsts(cfg.path, name=cfg.name)
+    elif cfg.format == "kornli_pairs":
+        data = read_kornli_pairs(cfg.path, name=cfg.name)
     elif cfg.format == "kornli_triplets":
         data = read_kornli_triplets(cfg.path, seed=getattr(cfg, "seed", 42), name=cfg.name)
     else:
@@ -105,13 +107,15 @@ def run_config(config: RunConfig, log: Callable[[str], None] | None = None) -> d
     device = resolve_device(args.device)
     train = {d.name: load_dataset(d) for d in config.datasets}
     check_batch_fits(config, {name: len(data) for name, data in train.items()})
-    losses = {d.name: build_loss(d.loss, **d.loss_args) for d in config.datasets}
     for d in config.datasets:
         log(f"dataset {d.name!r}: {len(train[d.name])} rows {train[d.name].column_names} -> {d.loss}")
     eval_data = {d.name: load_dataset(d) for d in config.eval_datasets}
     evaluators = [(e, build_evaluator(e, args.per_device_eval_batch_size)) for e in config.evaluators]
     model = load_model(config.model, config.source)
     log(f"model {config.model.name_or_path}: {model.embedding_dim}-d, max_seq_length {model.max_seq_length}")
+    losses = {d.name: build_loss(d.loss, model=model, **d.loss_args) for d in config.datasets}  # dims from the model
+    guide_models = {g: load_model(ModelConfig(g), config.source) for g in {d.guide for d in config.datasets} - {None}}
+    guides = {d.name: d.guide for d in config.datasets if d.guide is not None}
     trainer = Trainer(
         model,
         args,
@@ -120,6 +124,8 @@ def run_config(config: RunConfig, log: Callable[[str], None] | None = None) -> d
         eval_dataset=eval_data or None,
         evaluator=[ev for e, ev in evaluators if e.during_training] or None,
         base_model=config.model.name_or_path,
+        guide={name: guide_models[g] for name, g in guides.items()} or None,
+        guide_source=guides,
     )
     model.to(device)
 

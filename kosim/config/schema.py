@@ -10,10 +10,11 @@ from kosim.config.arguments import TrainingArguments
 
 __all__ = ["ConfigError", "DatasetConfig", "EvaluatorConfig", "ModelConfig", "RunConfig"]
 
-FORMATS = ("korsts", "kornli_triplets", "tsv", "csv", "jsonl")
+FORMATS = ("korsts", "kornli_triplets", "kornli_pairs", "tsv", "csv", "jsonl")
 FIXED_COLUMNS = {
     "korsts": (["sentence1", "sentence2"], True),
     "kornli_triplets": (["anchor", "positive", "negative"], False),
+    "kornli_pairs": (["premise", "hypothesis"], True),  # label: the NLI class index 0 / 1 / 2
 }  # format -> (columns, has a score label)
 EVALUATOR_TYPES = {
     "sts": ("korsts", 2, True),
@@ -48,6 +49,7 @@ class DatasetConfig:
     seed: int = 42  # kornli_triplets: the seed of the random partner picks
     loss: str | None = None  # None for eval_datasets (they use the training loss of the same name, else the first)
     loss_args: dict[str, Any] = field(default_factory=dict)
+    guide: str | None = None  # GISTEmbedLoss: the guide model (a directory, resolved, or a hub id)
 
 
 @dataclass

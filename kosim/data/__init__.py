@@ -16,6 +16,7 @@ from kosim.data.group_by_label import GroupByLabelBatchSampler
 from kosim.data.readers import (
     TABLE_FORMATS,
     TABLE_SUFFIXES,
+    read_kornli_pairs,
     read_kornli_triplets,
     read_korsts,
     read_sentences,
@@ -47,6 +48,7 @@ __all__ = [
     "read_beir_corpus",
     "read_beir_qrels",
     "read_beir_queries",
+    "read_kornli_pairs",
     "read_kornli_triplets",
     "read_korsts",
     "read_sentences",

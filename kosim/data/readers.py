@@ -25,6 +25,7 @@ __all__ = [
     "NLI_LABELS",
     "TABLE_FORMATS",
     "TABLE_SUFFIXES",
+    "read_kornli_pairs",
     "read_kornli_triplets",
     "read_korsts",
     "read_sentences",
@@ -126,6 +127,17 @@ def _read_nli_rows(path: Path) -> list[tuple[int, str, str, str]]:
     if not rows:
         raise DataError(f"{path}: no data rows after the header")
     return rows
+
+
+def read_kornli_pairs(path: PathLike, name: str | None = None) -> ColumnDataset:
+    """Every row of a KorNLI tsv as ``(premise, hypothesis)`` with its class label: the index of its gold label in
+    :data:`NLI_LABELS` (entailment 0, neutral 1, contradiction 2), for the original SBERT recipe (SoftmaxLoss).
+    Texts are stripped; an unknown label or empty text raises :class:`DataError` naming the file and line."""
+    p = Path(path)
+    rows = _read_nli_rows(p)
+    labels = np.array([NLI_LABELS.index(label) for *_, label in rows], dtype=np.float64)
+    columns = {"premise": [r[1] for r in rows], "hypothesis": [r[2] for r in rows]}
+    return ColumnDataset(columns, labels, name if name is not None else p.stem)
 
 
 def read_kornli_triplets(path: PathLike, seed: int = 42, name: str | None = None) -> ColumnDataset:

@@ -17,12 +17,12 @@ from kosim.losses.contrastive import ContrastiveLoss, OnlineContrastiveLoss
 from kosim.losses.cosent import CoSENTLoss
 from kosim.losses.cosine import CosineSimilarityLoss
 from kosim.losses.distill import MarginMSELoss, MSELoss
-from kosim.losses.gist import GISTEmbedLoss, GuidedLoss, GuideTable, encode_guide_table
+from kosim.losses.gist import GISTEmbedLoss, GuidedLoss, GuideTable, bind_guide_table, encode_guide_table, needs_guide
 from kosim.losses.gte import DirectionalRankingLoss
 from kosim.losses.matryoshka import MatryoshkaLoss
 from kosim.losses.mnrl import MultipleNegativesRankingLoss, false_negative_mask
 from kosim.losses.mnrl_symmetric import MultipleNegativesSymmetricRankingLoss
-from kosim.losses.registry import LOSSES, build_loss
+from kosim.losses.registry import LOSSES, build_loss, check_loss
 from kosim.losses.softmax import SoftmaxLoss
 from kosim.losses.triplet import TripletLoss
 
@@ -48,7 +48,10 @@ __all__ = [
     "MarginMSELoss",
     "MatryoshkaLoss",
     "MultipleNegativesRankingLoss",
+    "bind_guide_table",
     "build_loss",
+    "check_loss",
     "encode_guide_table",
     "false_negative_mask",
+    "needs_guide",
 ]

@@ -10,6 +10,7 @@ tokenizer is.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,15 @@ if TYPE_CHECKING:  # the model is only needed to build a table, never by the los
     from kosim.data.datasets import ColumnDataset
     from kosim.model import SentenceEncoder
 
-__all__ = ["GISTEmbedLoss", "GuideTable", "GuidedLoss", "encode_guide_table", "unique_texts"]
+__all__ = [
+    "GISTEmbedLoss",
+    "GuideTable",
+    "GuidedLoss",
+    "bind_guide_table",
+    "encode_guide_table",
+    "needs_guide",
+    "unique_texts",
+]
 
 MARGIN_STRATEGIES = ("absolute", "relative")
 
@@ -274,3 +283,36 @@ class GuidedLoss(nn.Module):
     def config(self) -> dict[str, Any]:
         """The inner loss's model-card parameters."""
         return self.loss.config() if hasattr(self.loss, "config") else {}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Binding a table into a loss stack (what the Trainer does at set-up)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def needs_guide(loss: nn.Module) -> bool:
+    """Whether ``loss`` is, or wraps (``MatryoshkaLoss(loss=...)``), a :class:`GISTEmbedLoss` without a table."""
+    if isinstance(loss, GuidedLoss):
+        return False
+    if isinstance(loss, GISTEmbedLoss):
+        return True
+    inner = getattr(loss, "loss", None)
+    return isinstance(inner, nn.Module) and needs_guide(inner)
+
+
+def bind_guide_table(loss: nn.Module, table: GuideTable) -> nn.Module:
+    """``loss`` with its :class:`GISTEmbedLoss` bound to ``table`` (a :class:`GuidedLoss`, innermost, so that a
+    wrapper such as ``MatryoshkaLoss`` truncates the student's embeddings and never the guide's).
+
+    ``loss`` itself is left unchanged: a wrapper is shallow-copied with the bound inner loss in its place (any
+    parameters stay shared with the original).
+    """
+    if isinstance(loss, GISTEmbedLoss):
+        return GuidedLoss(loss, table)
+    inner = getattr(loss, "loss", None)
+    if not isinstance(inner, nn.Module) or not needs_guide(inner):
+        raise TypeError(f"{type(loss).__name__} holds no GISTEmbedLoss to bind a guide table to")
+    wrapper = copy.copy(loss)
+    wrapper._modules = dict(loss._modules)  # the copy's own submodule dict, so the original keeps its inner loss
+    wrapper.loss = bind_guide_table(inner, table)
+    return wrapper

@@ -1,7 +1,9 @@
 """The Trainer's set-up: everything a run needs, built once into one small `TrainState` (as torchtune's `setup`).
 
     set_seed -> model on its device (DDP-wrapped under torchrun) -> tokenize every dataset once -> samplers
-    -> AdamW (no decay on biases and LayerNorm) -> learning-rate schedule -> GradScaler (a no-op unless fp16)
+    -> losses on the device, GIST losses bound to their guide tables (kosim.training.loss_setup)
+    -> AdamW over the model and the losses' parameters (no decay on biases and LayerNorm)
+    -> learning-rate schedule -> GradScaler (a no-op unless fp16)
 
 The checkpoint holds the fields named in `kosim.training.checkpoint.STATEFUL` and `COUNTERS`.
 """
@@ -27,6 +29,7 @@ from kosim.model import SentenceEncoder
 from kosim.precision import resolve_bf16
 from kosim.training.distributed import DistInfo
 from kosim.training.errors import TrainingError
+from kosim.training.loss_setup import bind_guides, losses_with_parameters
 from kosim.training.schedule import build_scheduler, warmup_steps_for
 from kosim.training.step import SkipCounter
 
@@ -45,13 +48,14 @@ class TrainState:
     sampler: MultiDatasetBatchSampler
     names: list[str]  # train dataset names, in sampler order
     tokenized: list[TokenizedDataset]
-    losses: list[nn.Module]
+    losses: list[nn.Module]  # in sampler order; GIST losses bound to their dataset's guide table
     steps_per_epoch: int
     total_steps: int
     num_epochs: int
     skips: SkipCounter
     global_step: int = 0
     log_history: list[dict[str, Any]] = field(default_factory=list)
+    loss_parameters: list[nn.Parameter] = field(default_factory=list)  # optimized (and clipped) with the model's
 
     @property
     def skipped_steps(self) -> int:
@@ -73,7 +77,8 @@ def set_seed(seed: int) -> None:
 
 
 def decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW parameter groups: biases and LayerNorm weights get no weight decay."""
+    """AdamW parameter groups: biases and LayerNorm weights get no weight decay (pass a container of the model
+    and the losses with parameters to optimize both: the model's parameters come first)."""
     decay, no_decay = [], []
     norm_params = {id(p) for m in model.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()}
     for name, p in model.named_parameters():
@@ -130,10 +135,13 @@ def build_state(
     device: torch.device,
     dist: DistInfo,
     prompts: Mapping[str, Mapping[str, str]] | None = None,
+    guides: Mapping[str, SentenceEncoder] | None = None,
 ) -> TrainState:
-    """Seed, move the model, tokenize, and build sampler, optimizer, schedule and scaler for a fresh run.
+    """Seed, move the model and losses, tokenize, bind guide tables, and build sampler, optimizer, schedule and
+    scaler for a fresh run.
 
-    `prompts` (`{dataset: {column: prompt}}`, see kosim.config.prompts) go before the texts as they are tokenized.
+    `prompts` (`{dataset: {column: prompt}}`, see kosim.config.prompts) go before the texts as they are tokenized;
+    `guides` is the guide model of each dataset whose loss is GIST.
     """
     set_seed(args.seed)
     model = model.to(device)
@@ -157,8 +165,16 @@ def build_state(
     batches_per_epoch = len(sampler.plan(0))
     steps_per_epoch = max(1, batches_per_epoch // args.gradient_accumulation_steps)
     total_steps = args.max_steps if args.max_steps > 0 else math.ceil(args.num_train_epochs * steps_per_epoch)
+    for loss in losses.values():
+        loss.to(device)
+    progress = None if dist.is_main and not args.disable_tqdm else False
+    batch = args.per_device_eval_batch_size
+    bound = bind_guides(
+        [losses[n] for n in names], names, datasets, guides or {}, device, model.max_seq_length, batch, progress
+    )
+    heads = nn.ModuleList(dict.fromkeys(losses_with_parameters(losses).values()))  # each distinct loss once
     optimizer = torch.optim.AdamW(
-        decay_groups(model, args.weight_decay),
+        decay_groups(nn.ModuleDict({"model": model, "losses": heads}) if len(heads) else model, args.weight_decay),
         lr=args.learning_rate,
         betas=(args.adam_beta1, args.adam_beta2),
         eps=args.adam_epsilon,
@@ -175,9 +191,10 @@ def build_state(
         sampler=sampler,
         names=names,
         tokenized=tokenized,
-        losses=[losses[n] for n in names],
+        losses=bound,
         steps_per_epoch=steps_per_epoch,
         total_steps=total_steps,
         num_epochs=math.ceil(total_steps / steps_per_epoch),
         skips=SkipCounter(limit=args.max_consecutive_skipped_steps),
+        loss_parameters=list(heads.parameters()),
     )

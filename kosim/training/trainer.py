@@ -39,6 +39,15 @@ from kosim.training.checkpoint import (
 )
 from kosim.training.distributed import DistInfo, setup_from_env
 from kosim.training.errors import TrainingError
+from kosim.training.loss_setup import (
+    Guide,
+    bind_guides,
+    card_notes,
+    load_loss_states,
+    loss_states,
+    resolve_guides,
+    save_loss_heads,
+)
 from kosim.training.signals import StopSignal
 from kosim.training.state import (
     TrainState,
@@ -86,7 +95,12 @@ class _MicroBatch(NamedTuple):
 
 
 class Trainer:
-    """Train a SentenceEncoder on one or more column datasets, each with its own loss."""
+    """Train a SentenceEncoder on one or more column datasets, each with its own loss.
+
+    ``guide``: the frozen guide model of GISTEmbedLoss (one for every GIST loss, or ``{dataset: model}``); it
+    encodes each distinct text once at set-up. ``guide_source`` names it on the model card (a path or hub id).
+    Losses with parameters (SoftmaxLoss) are trained with the model, checkpointed, and saved beside it.
+    """
 
     def __init__(
         self,
@@ -97,6 +111,8 @@ class Trainer:
         eval_dataset: ColumnDataset | Mapping[str, ColumnDataset] | None = None,
         evaluator: Evaluator | Sequence[Evaluator] | None = None,
         base_model: str | None = None,
+        guide: Guide = None,
+        guide_source: str | Mapping[str, str] | None = None,
     ):
         self.model = model
         self.args = args
@@ -108,6 +124,10 @@ class Trainer:
         if missing:
             raise ValueError(f"no loss for train dataset(s) {missing}; losses are given for {sorted(losses)}")
         self.losses = {n: losses[n] for n in self.train_datasets}
+        self.guides = resolve_guides(self.losses, guide)
+        sources = guide_source if isinstance(guide_source, Mapping) else dict.fromkeys(self.guides, guide_source)
+        self.guide_sources = {n: str(v) for n, v in sources.items() if v is not None}
+        self._eval_losses: dict[str, nn.Module] = {}  # eval dataset -> its loss (GIST: bound to its own table)
         self.eval_datasets = _named_datasets(eval_dataset)
         self.evaluators = (
             [] if evaluator is None else list(evaluator) if isinstance(evaluator, Sequence) else [evaluator]
@@ -132,7 +152,7 @@ class Trainer:
         autocast = autocast_context(s.device, s.dtype)
         loss_scale = accumulation_scale(s.scaler, args.gradient_accumulation_steps)
         gather = args.gather_across_devices and self.dist.enabled
-        parameters = list(s.model.parameters())
+        parameters = list(s.model.parameters()) + s.loss_parameters
         bar = self._progress_bar(s)
         stats = RunningStats(s.device)
         micro_batches: list[_MicroBatch] = []  # those of the optimizer step being accumulated
@@ -216,7 +236,9 @@ class Trainer:
             for path in remove_partial_checkpoints(self.output_dir):
                 log(f"removed {path.name}, a checkpoint whose write was interrupted")
         warn_label_ranges(self.train_datasets, self.losses)
-        s = build_state(self.model, self.args, self.train_datasets, self.losses, device, self.dist, self.prompts)
+        s = build_state(
+            self.model, self.args, self.train_datasets, self.losses, device, self.dist, self.prompts, self.guides
+        )
         s.log_history = self.log_history
         resumed = load_resume_checkpoint(
             self.output_dir, self.args.resume_from_checkpoint, log if self.dist.is_main else _silent
@@ -224,6 +246,7 @@ class Trainer:
         if resumed is not None:
             path, weights, state = resumed
             s.model.load_state_dict(weights)
+            load_loss_states(self.losses, state.get("losses"), path)  # before the optimizer state
             restore_state(s, state, self.dist.rank)
             self.log_history = s.log_history
             if self.dist.is_main:
@@ -291,7 +314,7 @@ class Trainer:
     def _save_checkpoint(self, s: TrainState) -> Path | None:
         """`checkpoint-<step>`, written by the main process (every process takes part in gathering RNG states)."""
         self._check_finite_weights(s, f"checkpoint-{s.global_step}")
-        state = checkpoint_state(s, self._gather_rng())
+        state = {**checkpoint_state(s, self._gather_rng()), "losses": loss_states(self.losses)}
         if not self.dist.is_main:
             return None
         return save_checkpoint(self.output_dir, s.global_step, s.model, state, keep=self.args.save_total_limit)
@@ -341,7 +364,7 @@ class Trainer:
         model.eval()
         try:
             for name, data in self.eval_datasets.items():
-                loss_fn = self.losses.get(name, next(iter(self.losses.values())))
+                loss_fn = self._eval_loss(name, data, device)
                 prompts = {c: p for c, p in self.prompts.get(name, {}).items() if c in data.column_names}
                 tok = data.tokenize(model.tokenize, prompts=prompts, prompt_length_fn=model.tokenizer.prompt_length)
                 total, count = torch.zeros((), device=device), 0
@@ -356,6 +379,19 @@ class Trainer:
         finally:
             model.train(was)
         return out
+
+    def _eval_loss(self, name: str, data: ColumnDataset, device: torch.device) -> nn.Module:
+        """The loss of an eval dataset: its train dataset's (same name, else the first), on ``device``; a GIST loss
+        is bound to a guide table of the eval dataset's own texts, built at first use."""
+        if name not in self._eval_losses:
+            source = name if name in self.losses else next(iter(self.losses))
+            loss = self.losses[source].to(device)
+            guides = {name: self.guides[source]} if source in self.guides else {}
+            batch = self.args.per_device_eval_batch_size
+            self._eval_losses[name] = bind_guides(
+                [loss], [name], {name: data}, guides, device, self.model.max_seq_length, batch, progress=False
+            )[0]
+        return self._eval_losses[name]
 
     def evaluate(self, step: int = 0, epoch: float = 0.0) -> dict[str, float]:
         """Validation losses and every evaluator's metrics; logged with the step."""
@@ -380,19 +416,23 @@ class Trainer:
         return metrics
 
     def _save_final(self, metrics: dict[str, float]) -> None:
+        from dataclasses import replace
+
         from kosim.card import build_model_card
 
+        notes = card_notes(self.losses, self.guides, self.guide_sources)
         card = build_model_card(
             self.model,
             train_datasets=self.train_datasets,
             losses=self.losses,
-            args=self.args,
+            args=replace(self.args, card_notes={**self.args.card_notes, **notes}) if notes else self.args,
             log_history=self.log_history,
             metrics=metrics,
             evaluators=self.evaluators,
             base_model=self.base_model,
         )
         self.model.save(self.output_dir, model_card=card)
+        save_loss_heads(self.losses, self.output_dir)
 
 
 def _silent(message: str) -> None:
