@@ -1,0 +1,205 @@
+"""int8 linear layers for CPU inference: weights quantized once per output channel, activations per row at run time.
+
+`Int8Linear.from_float(linear)(x)` computes `linear(x)` for float32 `x [tokens, in]` as an int8 GEMM with int32
+accumulation and returns float32 `[tokens, out]`:
+
+* weight: symmetric int8, one scale per output channel (`s_w[j] = max_k |W[j, k]| / 127`), quantized and
+  prepacked into oneDNN's blocked layout once;
+* activations: symmetric int8, one scale per row (token), `s_x[i] = max_k |x[i, k]| / 127`, so a token's result
+  does not depend on the other tokens of the batch;
+* `y[i, j] = s_x[i] * s_w[j] * sum_k q_x[i, k] q_w[j, k] + b[j]`.
+
+The GEMM is oneDNN's `torch.ops.onednn.qlinear_pointwise` with uint8 activations (the int8 values plus a zero
+point of 128; that is oneDNN's VNNI kernel, while int8 activations fall to a reference kernel ~1000x slower), the
+weight scales applied by oneDNN and the row scales and bias by one `addcmul`. The choice of kernel was measured by
+`benchmarks/bench_int8_kernels.py` against fbgemm's dynamic quantized linear (per-tensor activations; built on
+quantized tensors, deprecated in torch 2.13) and `torch._int_mm` (no faster than float32 on CPU). Where oneDNN's
+int8 linear is unavailable the same integer arithmetic runs exactly in float32 (`_reference_int8_linear`).
+
+`Int8InferenceWeights(encoder)` is the int8 counterpart of `kosim.nn.encoder.InferenceWeights`: a copy of a
+`TransformerEncoder`'s linear layers in int8 (LayerNorms, attention and the rest in float32) for
+`TransformerEncoder.infer`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kosim.nn.attention import AttentionGrid
+
+QMAX = 127  # symmetric int8 range [-127, 127]: the zero point stays 0 and -128 is never used
+_ZERO_POINT = 128  # uint8 activation = int8 value + 128
+
+# oneDNN compiles one primitive per GEMM shape (a process-wide cache of 1,024 entries); packed batches have a
+# different token count each, so GEMMs run on row blocks of at most _BLOCK rows, the last padded to a multiple
+# of _ALIGN: 17 shapes per weight whatever the input (the bf16 inference path does the same).
+_BLOCK = 2048
+_ALIGN = 128
+
+
+@functools.cache
+def onednn_int8_supported() -> bool:
+    """Whether this torch build and CPU run oneDNN's int8 linear (probed once with a tiny exact GEMM)."""
+    ops = getattr(torch.ops, "onednn", None)
+    if ops is None or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        weight = torch.ones(8, 16, dtype=torch.int8)
+        packed = torch.ops.onednn.qlinear_prepack(weight, [4, 16])
+        x = torch.full((4, 16), _ZERO_POINT + 2, dtype=torch.uint8)
+        scale, zeros = torch.ones(8), torch.zeros(8, dtype=torch.int64)
+        out = torch.ops.onednn.qlinear_pointwise(
+            x, 1.0, _ZERO_POINT, packed, scale, zeros, None, 1.0, 0, torch.float32, "none", [], ""
+        )
+    except (RuntimeError, AttributeError, NotImplementedError):
+        return False
+    return bool(torch.all(out == 32.0))
+
+
+def quantize_per_channel(weight: Tensor) -> tuple[Tensor, Tensor]:
+    """Symmetric int8 weight, one scale per output channel: `(q [out, in] int8, scale [out] float32)`."""
+    scale = weight.detach().float().abs().amax(dim=1).clamp_min(1e-12) / QMAX
+    q = torch.round(weight.detach().float() / scale[:, None]).clamp_(-QMAX, QMAX).to(torch.int8)
+    return q, scale
+
+
+def quantize_rows(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Symmetric int8 activations, one scale per row, stored as uint8 (value + 128): `(q [rows, in] uint8,
+    scale [rows, 1] float32)`."""
+    # max |x| per row as max(max x, -min x): two reductions without an |x| temporary (measured 3x faster than
+    # x.abs().amax and 20x faster than vector_norm(ord=inf) on CPU)
+    amax = torch.maximum(x.amax(dim=1, keepdim=True), x.amin(dim=1, keepdim=True).neg_()).clamp_min_(1e-12)
+    # |x * 127 / amax| <= 127 up to one rounding, so round() stays in [-127, 127]: no clamp pass needed
+    q = torch.mul(x, QMAX / amax).round_().add_(_ZERO_POINT).to(torch.uint8)
+    return q, amax.div_(QMAX)
+
+
+def _row_blocks(rows: int) -> list[tuple[int, int, int]]:
+    """(start, rows, padded rows) of each GEMM block covering `rows` rows."""
+    blocks = [(s, _BLOCK, _BLOCK) for s in range(0, rows - rows % _BLOCK, _BLOCK)]
+    rest = rows % _BLOCK
+    if rest:
+        blocks.append((rows - rest, rest, -(-rest // _ALIGN) * _ALIGN))
+    return blocks
+
+
+def _reference_int8_linear(qx: Tensor, qweight: Tensor, weight_scale: Tensor) -> Tensor:
+    """`(qx - 128) @ qweight.T * weight_scale` in float32: exact while every partial sum stays below 2^24."""
+    return F.linear(qx.float() - _ZERO_POINT, qweight.float()) * weight_scale
+
+
+class Int8Linear(nn.Module):
+    """A frozen `nn.Linear` as an int8 GEMM: `forward(x [tokens, in] float32) -> [tokens, out] float32`.
+
+    Built once by `from_float`; holds the int8 weight, its per-channel scales and, where oneDNN runs int8, the
+    prepacked weight. Not trainable (no autograd through the quantization).
+    """
+
+    def __init__(self, qweight: Tensor, weight_scale: Tensor, bias: Tensor | None, use_onednn: bool | None = None):
+        super().__init__()
+        if qweight.dtype != torch.int8 or qweight.dim() != 2:
+            raise ValueError(f"qweight must be a 2-d int8 tensor, got {qweight.dtype} {tuple(qweight.shape)}")
+        self.out_features, self.in_features = qweight.shape
+        self.register_buffer("qweight", qweight, persistent=False)  # [out, in] int8
+        self.register_buffer("weight_scale", weight_scale.float().contiguous(), persistent=False)  # [out]
+        self.register_buffer("bias", None if bias is None else bias.detach().float(), persistent=False)  # [out]
+        self.use_onednn = onednn_int8_supported() if use_onednn is None else use_onednn
+        self._zeros = torch.zeros(self.out_features, dtype=torch.int64)
+        self._packed = (
+            torch.ops.onednn.qlinear_prepack(qweight, [_BLOCK, self.in_features]) if self.use_onednn else None
+        )
+
+    @classmethod
+    def from_float(cls, linear: nn.Linear, use_onednn: bool | None = None) -> Int8Linear:
+        """Quantize `linear`'s weight (per output channel, once); the bias stays float32."""
+        if not isinstance(linear, nn.Linear):
+            raise TypeError(f"expected an nn.Linear, got {type(linear).__name__}")
+        if linear.weight.device.type != "cpu":
+            raise ValueError(f"int8 inference runs on CPU; the layer is on {linear.weight.device}")
+        qweight, scale = quantize_per_channel(linear.weight)
+        return cls(qweight, scale, linear.bias, use_onednn)
+
+    def _gemm(self, qx: Tensor) -> Tensor:
+        """`(qx - 128) @ qweight.T * weight_scale`, float32 `[rows, out]`."""
+        if not self.use_onednn:
+            return _reference_int8_linear(qx, self.qweight, self.weight_scale)
+        parts = []
+        for start, rows, padded in _row_blocks(qx.shape[0]):
+            block = qx[start : start + rows]
+            if padded != rows:  # rows of the zero point: int8 zeros
+                block = F.pad(block, (0, 0, 0, padded - rows), value=_ZERO_POINT)
+            out = torch.ops.onednn.qlinear_pointwise(
+                block, 1.0, _ZERO_POINT, self._packed, self.weight_scale, self._zeros, None, 1.0, 0,
+                torch.float32, "none", [], "",
+            )  # fmt: skip
+            parts.append(out[:rows])
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"expected x of shape [tokens, {self.in_features}], got {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            return x.new_empty((0, self.out_features), dtype=torch.float32)
+        qx, x_scale = quantize_rows(x.float())  # [tokens, in] uint8, [tokens, 1]
+        acc = self._gemm(qx)  # [tokens, out], weight scales applied
+        if self.bias is None:
+            return acc.mul_(x_scale)
+        return torch.addcmul(self.bias, acc, x_scale)
+
+    def extra_repr(self) -> str:
+        kernel = "onednn" if self.use_onednn else "reference"
+        return f"in_features={self.in_features}, out_features={self.out_features}, kernel={kernel}"
+
+
+def _norm(norm: nn.LayerNorm):
+    weight, bias = norm.weight.detach().float(), norm.bias.detach().float()
+    shape, eps = norm.normalized_shape, norm.eps
+    return lambda x: F.layer_norm(x, shape, weight, bias, eps)
+
+
+def weights_key(encoder: nn.Module) -> tuple:
+    """Which parameter versions an int8 copy was made from (it is stale once any of them changes)."""
+    return ("int8",) + tuple((p.device, p.data_ptr(), p._version) for p in encoder.parameters())
+
+
+class Int8InferenceWeights:
+    """The linear layers of a CPU `TransformerEncoder` in int8, for `TransformerEncoder.infer(batch, weights)`.
+
+    Same interface as `InferenceWeights` (`dtype`, `key`, `layers`, `layer(i, x, grid)`): hidden states,
+    attention, LayerNorms and the feed-forward activation stay float32 (`dtype`), only the four GEMMs of each
+    block run in int8.
+    """
+
+    def __init__(self, encoder):
+        from kosim.nn.encoder import activation
+
+        if encoder.tok_emb.weight.device.type != "cpu":
+            raise ValueError(f"int8 inference runs on CPU; the encoder is on {encoder.tok_emb.weight.device}")
+        self.dtype = torch.float32
+        self.key = weights_key(encoder)
+        self.act = activation(encoder.config.hidden_act)
+        self.num_heads = encoder.config.num_attention_heads
+        self.layers = [
+            (
+                Int8Linear.from_float(block.attn.qkv),
+                Int8Linear.from_float(block.attn.out),
+                _norm(block.attn_norm),
+                Int8Linear.from_float(block.ff_in),
+                Int8Linear.from_float(block.ff_out),
+                _norm(block.ff_norm),
+            )
+            for block in encoder.layers
+        ]
+
+    def layer(self, i: int, x: Tensor, grid: AttentionGrid) -> Tensor:
+        """One Transformer block on `x [tokens, hidden]` float32."""
+        qkv, out, attn_norm, ff_in, ff_out, ff_norm = self.layers[i]
+        x = attn_norm(x + out(grid.attention(qkv(x), self.num_heads)))
+        return ff_norm(x + ff_out(self.act(ff_in(x))))
+
+
+__all__ = ["Int8InferenceWeights", "Int8Linear", "onednn_int8_supported", "quantize_per_channel", "quantize_rows"]

@@ -1,0 +1,149 @@
+"""kosim.nn.int8: int8 linear layers (weights per output channel once, activations per row) for CPU inference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kosim.nn import int8 as int8_mod
+from kosim.nn.int8 import Int8InferenceWeights, Int8Linear, onednn_int8_supported, quantize_per_channel, quantize_rows
+
+KERNELS = [False] + ([True] if onednn_int8_supported() else [])
+
+
+def _linear(in_features: int, out_features: int, seed: int = 0, bias: bool = True) -> torch.nn.Linear:
+    torch.manual_seed(seed)
+    layer = torch.nn.Linear(in_features, out_features, bias=bias)
+    with torch.no_grad():
+        layer.weight.normal_(0.0, 0.05)
+        if bias:
+            layer.bias.normal_(0.0, 0.1)
+    return layer
+
+
+def _integer_reference(x: torch.Tensor, layer: torch.nn.Linear) -> torch.Tensor:
+    """The int8 arithmetic written out independently in float64: quantize both sides, exact integer dot, rescale."""
+    w = layer.weight.detach().double()
+    sw = w.abs().amax(dim=1) / 127.0
+    qw = torch.round(w / sw[:, None]).clamp(-127, 127)
+    xd = x.double()
+    sx = xd.abs().amax(dim=1, keepdim=True) / 127.0
+    qx = torch.round(xd / sx).clamp(-127, 127)
+    y = (qx @ qw.T) * sx * sw  # integer products summed exactly in float64
+    return y + layer.bias.detach().double() if layer.bias is not None else y
+
+
+@pytest.mark.parametrize("use_onednn", KERNELS)
+@pytest.mark.parametrize("tokens,in_features,out_features", [(13, 37, 19), (64, 32, 96), (2100, 40, 24), (1, 8, 8)])
+def test_equals_integer_reference(use_onednn, tokens, in_features, out_features):
+    """Shapes not multiple of 8, and more rows than one GEMM block (2048), give the exact int8 result."""
+    layer = _linear(in_features, out_features)
+    torch.manual_seed(1)
+    x = torch.randn(tokens, in_features)
+    y = Int8Linear.from_float(layer, use_onednn=use_onednn)(x)
+    assert y.dtype == torch.float32 and y.shape == (tokens, out_features)
+    ref = _integer_reference(x, layer)
+    # float32 rounding of the scales and of the final multiply-add only: a few ulps of |y|
+    torch.testing.assert_close(y.double(), ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("use_onednn", KERNELS)
+def test_close_to_float32_linear(use_onednn):
+    """Relative RMS error vs fp32 F.linear stays under 3%.
+
+    Rounding to a step of s = amax / 127 adds uniform noise of std s / sqrt(12) to each input and weight. For
+    Gaussian rows of width 384 amax is about 3.2 sigma, so each side contributes 3.2 / 127 / sqrt(12) = 0.73% of
+    its RMS, and the two independent errors give about 1.0% relative RMS error of the output (measured 1.02% here);
+    3% leaves room for heavier tails without letting a wrong scale (>= 50% error) or a missing bias pass.
+    """
+    layer = _linear(384, 1536)
+    torch.manual_seed(2)
+    x = torch.randn(200, 384)
+    y = Int8Linear.from_float(layer, use_onednn=use_onednn)(x)
+    ref = F.linear(x, layer.weight.detach(), layer.bias.detach())
+    rel = float((y - ref).norm() / ref.norm())
+    assert rel < 0.03, rel
+
+
+def test_weight_quantized_once(monkeypatch):
+    """The weight is quantized at construction, never per call; later changes to the float layer do not leak in."""
+    layer = _linear(24, 16)
+    int8 = Int8Linear.from_float(layer)
+    calls = []
+    monkeypatch.setattr(int8_mod, "quantize_per_channel", lambda *a: calls.append(a) or quantize_per_channel(*a))
+    x = torch.randn(5, 24)
+    first = int8(x)
+    with torch.no_grad():
+        layer.weight.mul_(3.0)
+    for _ in range(3):
+        assert torch.equal(int8(x), first)
+    assert calls == []
+
+
+@pytest.mark.parametrize("use_onednn", KERNELS)
+def test_deterministic_and_independent_of_the_batch(use_onednn):
+    """Per-row scales and exact int32 sums: a row's output is bitwise the same alone, in any batch, on any call."""
+    layer = _linear(48, 40)
+    int8 = Int8Linear.from_float(layer, use_onednn=use_onednn)
+    torch.manual_seed(3)
+    x = torch.randn(9, 48)
+    x[4] *= 50.0  # a row with a much larger range must not change the others (it would with a per-tensor scale)
+    batch = int8(x)
+    assert torch.equal(int8(x), batch)
+    for i in (0, 4, 8):
+        assert torch.equal(int8(x[i : i + 1]), batch[i : i + 1])
+
+
+def test_zero_rows_and_empty_input():
+    layer = _linear(16, 8)
+    int8 = Int8Linear.from_float(layer)
+    x = torch.zeros(3, 16)
+    torch.testing.assert_close(int8(x), layer.bias.detach().expand(3, 8))
+    assert int8(torch.zeros(0, 16)).shape == (0, 8)
+
+
+def test_without_bias():
+    layer = _linear(20, 12, bias=False)
+    x = torch.randn(6, 20)
+    torch.testing.assert_close(
+        Int8Linear.from_float(layer)(x).double(), _integer_reference(x, layer), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_bad_input_is_named():
+    int8 = Int8Linear.from_float(_linear(16, 8))
+    with pytest.raises(ValueError, match=r"\[tokens, 16\]"):
+        int8(torch.randn(4, 15))
+    with pytest.raises(TypeError, match="nn.Linear"):
+        Int8Linear.from_float(torch.nn.Conv1d(2, 2, 1))
+
+
+def test_quantize_rows_range():
+    x = torch.tensor([[1.0, -2.0, 0.5], [0.0, 0.0, 0.0], [-3.0, 3.0, 1.5]])
+    q, scale = quantize_rows(x)
+    assert q.dtype == torch.uint8
+    values = q.int() - 128
+    assert int(values.abs().max()) == 127 and int(values.min()) >= -127
+    torch.testing.assert_close(values.float() * scale, x, atol=float(scale.max()) / 2, rtol=0)
+
+
+def test_int8_inference_weights_on_the_encoder(bert_dir):
+    """`TransformerEncoder.infer` with the int8 copy stays close to float32 and is float32 throughout."""
+    from helpers import KOREAN
+
+    from kosim.model import SentenceEncoder
+    from kosim.nn import pack
+
+    model = SentenceEncoder.load(bert_dir).eval()
+    batch = pack(model.tokenize(KOREAN))
+    ref = model.encoder.infer(batch)
+    weights = Int8InferenceWeights(model.encoder)
+    out = model.encoder.infer(batch, weights)
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    cos = F.cosine_similarity(out, ref, dim=-1)
+    assert float(cos.min()) > 0.99, float(cos.min())
+    assert weights.key == int8_mod.weights_key(model.encoder)
+    with torch.no_grad():
+        model.encoder.layers[0].ff_in.weight.add_(0.01)
+    assert weights.key != int8_mod.weights_key(model.encoder)  # a cache keyed on it rebuilds
