@@ -14,12 +14,14 @@ from torch import Tensor, nn
 
 from kosim.nn import PackedBatch, TransformerEncoder, pack_flat, resolve_model_dir
 from kosim.pooling import Dense, Pooling
-from kosim.precision import DTYPES as ENCODE_DTYPES
-from kosim.precision import autocast
+from kosim.precision import DTYPES, autocast
 from kosim.similarity import PAIRWISE_FUNCTIONS, SIMILARITY_FUNCTIONS, resolve_similarity, to_tensor
 from kosim.st_directory import read_directory, write_directory
 from kosim.tokenizer import TextTokenizer
 from kosim.utils import ragged
+
+# encode's dtypes: the compute dtypes, and int8 (int8 GEMMs with float32 elsewhere, kosim's encoder on CPU only)
+ENCODE_DTYPES = {**DTYPES, "int8": torch.int8}
 
 QUERY_PROMPT_NAMES = ("query",)
 DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")  # sentence-transformers' encode_document order
@@ -126,7 +128,9 @@ class SentenceEncoder(nn.Module):
         Texts are tokenized and embedded chunk by chunk (`chunk_size` texts at a time, sorted by length inside
         a chunk), so memory stays bounded for any number of inputs. `dtype="bfloat16"` (or `"float16"` on
         CUDA) runs kosim's encoder on a cached copy of its weights in that dtype (other encoders under autocast)
-        and still returns float32.
+        and still returns float32. `dtype="int8"` (CPU, kosim's encoder) runs the linear layers as int8 GEMMs
+        (weights quantized per output channel once and cached, activations per token at run time) and keeps
+        attention, LayerNorm and activations in float32.
         """
         single = isinstance(texts, str)
         items = [texts] if single else check_texts(texts)
@@ -200,6 +204,10 @@ class SentenceEncoder(nn.Module):
         to eval and back; other encoders run `forward`, which only eval mode makes deterministic.
         """
         if not isinstance(self.encoder, TransformerEncoder):
+            if dtype == "int8":
+                raise ValueError(
+                    f"dtype='int8' needs kosim's own encoder (BERT/RoBERTa/XLM-R), not {type(self.encoder).__name__}"
+                )
             if self.training:
                 raise RuntimeError(
                     f"encode() on a {type(self.encoder).__name__} encoder needs eval mode (its dropout is on): "
@@ -209,6 +217,8 @@ class SentenceEncoder(nn.Module):
         torch_dtype = ENCODE_DTYPES[dtype]
         if torch_dtype == torch.float16 and self.device.type != "cuda":
             raise ValueError("float16 autocast needs a CUDA device; use bfloat16 on CPU")
+        if torch_dtype == torch.int8 and self.device.type != "cpu":
+            raise ValueError(f"dtype='int8' runs on CPU; this model is on {self.device} (use float16/bfloat16 there)")
         return self.encoder.inference_weights(torch_dtype)
 
     def _encode_batch(self, batch: PackedBatch, prompt_length: int, dtype: str, weights) -> Tensor:

@@ -27,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, metavar="FILE.npy", help="where to write the embeddings")
     parser.add_argument(
         "--dtype",
-        choices=("float32", "bfloat16"),
+        choices=("float32", "bfloat16", "int8"),
         default="float32",
-        help="compute dtype of the forward pass (bfloat16 runs under autocast); the saved array is float32",
+        help="compute dtype of the forward pass (bfloat16 weights, or int8 GEMMs on CPU); the saved array is float32",
     )
     parser.add_argument("--normalize", action="store_true", help="L2-normalize each embedding (unit length)")
 

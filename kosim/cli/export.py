@@ -7,7 +7,8 @@ import importlib.util
 import time
 from pathlib import Path
 
-from kosim.cli.common import UsageError, note, print_json
+from kosim.cli.common import UsageError, print_json
+from kosim.utils.log import log
 
 HELP = "export a model to ONNX (onnx/model.onnx, optionally int8)"
 DESCRIPTION = """\
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from kosim.onnx.export import FP32_FILE, INT8_FILE, ONNX_DIR
 
     out = Path(args.output).expanduser() if args.output else model_dir
-    note(f"exporting {model_dir} to {out / ONNX_DIR}")
+    log(f"exporting {model_dir} to {out / ONNX_DIR}")
     start = time.perf_counter()
     export_onnx(model_dir, out, int8=args.int8)
     files = [f"{ONNX_DIR}/{FP32_FILE}"] + ([f"{ONNX_DIR}/{INT8_FILE}"] if args.int8 else [])

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kosim import __version__
-from kosim.cli import encode, evaluate, mine, quickstart, search, train
+from kosim.cli import encode, evaluate, export, mine, quickstart, search, train
 from kosim.cli.errors import run_reporting
 
 
@@ -40,6 +40,7 @@ COMMANDS: list[Command] = [
     _from_module("evaluate", evaluate),
     _from_module("search", search),
     _from_module("mine", mine),
+    _from_module("export", export),
     _from_module("quickstart", quickstart),
     # ---- a new subcommand: a module in kosim/cli with HELP, DESCRIPTION, EPILOG, add_arguments(parser) and
     #      run(args) -> int, plus one line here.

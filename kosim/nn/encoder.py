@@ -16,6 +16,7 @@ from kosim.nn.attention import AttentionGrid
 from kosim.nn.config import EncoderConfig
 from kosim.nn.dropout import Dropout
 from kosim.nn.inference import InferenceWeights, weights_key
+from kosim.nn.int8 import Int8InferenceWeights
 from kosim.nn.packing import PackedBatch
 
 
@@ -127,12 +128,13 @@ class TransformerEncoder(nn.Module):
             x = layer(x, grid)
         return x
 
-    def inference_weights(self, dtype: torch.dtype = torch.float32) -> InferenceWeights:
-        """The inference copy of the weights in `dtype`, rebuilt when a parameter changed since it was made."""
+    def inference_weights(self, dtype: torch.dtype = torch.float32) -> InferenceWeights | Int8InferenceWeights:
+        """The inference copy of the weights in `dtype` (`torch.int8`: int8 GEMMs, float32 elsewhere; CPU only),
+        rebuilt when a parameter changed since it was made."""
         cached = self.__dict__.get("_inference_weights")
         if cached is None or cached.key != weights_key(self, dtype):
             self.__dict__["_inference_weights"] = None  # free the old copy before building the new one
-            cached = InferenceWeights(self, dtype)
+            cached = Int8InferenceWeights(self) if dtype == torch.int8 else InferenceWeights(self, dtype)
             self.__dict__["_inference_weights"] = cached
         return cached
 

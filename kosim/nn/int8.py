@@ -30,15 +30,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kosim.nn.attention import AttentionGrid
+from kosim.nn.inference import _GEMM_BLOCK, _gemm_row_blocks
+from kosim.nn.inference import weights_key as _weights_key
 
 QMAX = 127  # symmetric int8 range [-127, 127]: the zero point stays 0 and -128 is never used
 _ZERO_POINT = 128  # uint8 activation = int8 value + 128
 
 # oneDNN compiles one primitive per GEMM shape (a process-wide cache of 1,024 entries); packed batches have a
-# different token count each, so GEMMs run on row blocks of at most _BLOCK rows, the last padded to a multiple
-# of _ALIGN: 17 shapes per weight whatever the input (the bf16 inference path does the same).
-_BLOCK = 2048
-_ALIGN = 128
+# different token count each, so GEMMs run on the bounded row blocks of kosim.nn.inference (17 shapes per weight).
 
 
 @functools.cache
@@ -78,15 +77,6 @@ def quantize_rows(x: Tensor) -> tuple[Tensor, Tensor]:
     return q, amax.div_(QMAX)
 
 
-def _row_blocks(rows: int) -> list[tuple[int, int, int]]:
-    """(start, rows, padded rows) of each GEMM block covering `rows` rows."""
-    blocks = [(s, _BLOCK, _BLOCK) for s in range(0, rows - rows % _BLOCK, _BLOCK)]
-    rest = rows % _BLOCK
-    if rest:
-        blocks.append((rows - rest, rest, -(-rest // _ALIGN) * _ALIGN))
-    return blocks
-
-
 def _reference_int8_linear(qx: Tensor, qweight: Tensor, weight_scale: Tensor) -> Tensor:
     """`(qx - 128) @ qweight.T * weight_scale` in float32: exact while every partial sum stays below 2^24."""
     return F.linear(qx.float() - _ZERO_POINT, qweight.float()) * weight_scale
@@ -110,7 +100,7 @@ class Int8Linear(nn.Module):
         self.use_onednn = onednn_int8_supported() if use_onednn is None else use_onednn
         self._zeros = torch.zeros(self.out_features, dtype=torch.int64)
         self._packed = (
-            torch.ops.onednn.qlinear_prepack(qweight, [_BLOCK, self.in_features]) if self.use_onednn else None
+            torch.ops.onednn.qlinear_prepack(qweight, [_GEMM_BLOCK, self.in_features]) if self.use_onednn else None
         )
 
     @classmethod
@@ -128,7 +118,7 @@ class Int8Linear(nn.Module):
         if not self.use_onednn:
             return _reference_int8_linear(qx, self.qweight, self.weight_scale)
         parts = []
-        for start, rows, padded in _row_blocks(qx.shape[0]):
+        for start, rows, padded in _gemm_row_blocks(qx.shape[0]):
             block = qx[start : start + rows]
             if padded != rows:  # rows of the zero point: int8 zeros
                 block = F.pad(block, (0, 0, 0, padded - rows), value=_ZERO_POINT)
@@ -163,7 +153,7 @@ def _norm(norm: nn.LayerNorm):
 
 def weights_key(encoder: nn.Module) -> tuple:
     """Which parameter versions an int8 copy was made from (it is stale once any of them changes)."""
-    return ("int8",) + tuple((p.device, p.data_ptr(), p._version) for p in encoder.parameters())
+    return _weights_key(encoder, torch.int8)
 
 
 class Int8InferenceWeights:
