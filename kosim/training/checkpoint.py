@@ -74,6 +74,18 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
+def gather_rng_states(dist: Any) -> list[dict[str, Any]]:
+    """Every process's RNG state (index = rank; ``dist`` a DistInfo), so each one resumes its own dropout stream."""
+    state = rng_state()
+    if not dist.enabled:
+        return [state]
+    import torch.distributed as torch_dist
+
+    states: list[Any] = [None] * dist.world_size
+    torch_dist.all_gather_object(states, state)
+    return states
+
+
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(_as_tuple(state["python"]))
     kind, key, *rest = state["numpy"]

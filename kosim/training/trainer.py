@@ -13,7 +13,6 @@ Several datasets each train with their own loss; batches come round_robin or pro
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,7 +20,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from kosim.config.arguments import REMOVED, TrainingArguments
+from kosim.config.arguments import TrainingArguments
 from kosim.config.prompts import run_prompts
 from kosim.data.collate import collate, split_rows
 from kosim.data.datasets import ColumnDataset
@@ -30,11 +29,11 @@ from kosim.model import SentenceEncoder
 from kosim.precision import autocast as autocast_context
 from kosim.training.checkpoint import (
     checkpoint_state,
+    gather_rng_states,
     latest_checkpoint,
     load_resume_checkpoint,
     remove_partial_checkpoints,
     restore_state,
-    rng_state,
     save_checkpoint,
 )
 from kosim.training.distributed import DistInfo, setup_from_env
@@ -48,6 +47,7 @@ from kosim.training.loss_setup import (
     resolve_guides,
     save_loss_heads,
 )
+from kosim.training.run_dir import append_log, check_run_config, rewrite_log
 from kosim.training.signals import StopSignal
 from kosim.training.state import (
     TrainState,
@@ -72,11 +72,6 @@ from kosim.utils.log import log
 __all__ = ["Trainer", "TrainingError", "decay_groups", "peak_memory_mb", "set_seed"]
 
 Evaluator = Callable[[SentenceEncoder], dict[str, float]]
-RUN_CONFIG = "run_config.json"
-LOG_FILE = "train_log.jsonl"
-# Arguments that may differ between the runs sharing one output directory (output_dir itself: the same directory
-# may be spelled relative or absolute, or have been moved).
-_RESUMABLE_CHANGES = ("output_dir", "resume_from_checkpoint", "overwrite_output_dir", "disable_tqdm")
 
 
 def _named_datasets(data: ColumnDataset | Mapping[str, ColumnDataset] | None) -> dict[str, ColumnDataset]:
@@ -250,33 +245,14 @@ class Trainer:
             restore_state(s, state, self.dist.rank)
             self.log_history = s.log_history
             if self.dist.is_main:
-                self._rewrite_log()
+                rewrite_log(self.output_dir, self.log_history)
                 if s.finished:
                     log(f"{path.name} ends the run (step {s.global_step} of {s.total_steps}): nothing left to train")
         return s
 
     def _check_output_dir(self) -> None:
         """Refuse to mix two different runs in one output directory (the directory's spelling does not count)."""
-        config = {
-            k: v
-            for k, v in self.args.to_dict().items()
-            if k not in ("resume_from_checkpoint", "overwrite_output_dir", "disable_tqdm")
-        }
-        path = self.output_dir / RUN_CONFIG
-        if path.is_file() and not self.args.overwrite_output_dir:
-            previous = json.loads(path.read_text())
-            keys = (
-                (set(config) | set(previous)) - set(_RESUMABLE_CHANGES) - set(REMOVED)
-            )  # old run configs may name removed fields
-            diff = sorted(k for k in keys if config.get(k) != previous.get(k))
-            if diff:
-                raise TrainingError(
-                    f"{self.output_dir} holds a different run (arguments differ: {diff}); "
-                    "choose another output_dir or set overwrite_output_dir=True"
-                )
-        if self.dist.is_main:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(config, indent=1, default=str))
+        check_run_config(self.output_dir, self.args, write=self.dist.is_main)
 
     def _progress_bar(self, s: TrainState):
         if not self.dist.is_main or self.args.disable_tqdm:
@@ -314,7 +290,7 @@ class Trainer:
     def _save_checkpoint(self, s: TrainState) -> Path | None:
         """`checkpoint-<step>`, written by the main process (every process takes part in gathering RNG states)."""
         self._check_finite_weights(s, f"checkpoint-{s.global_step}")
-        state = {**checkpoint_state(s, self._gather_rng()), "losses": loss_states(self.losses)}
+        state = {**checkpoint_state(s, gather_rng_states(self.dist)), "losses": loss_states(self.losses)}
         if not self.dist.is_main:
             return None
         return save_checkpoint(self.output_dir, s.global_step, s.model, state, keep=self.args.save_total_limit)
@@ -326,33 +302,15 @@ class Trainer:
             log(f"signal {signum} received; checkpoint saved to {path}")
         raise SystemExit(128 + signum)
 
-    def _gather_rng(self) -> list[dict[str, Any]]:
-        """Every process's RNG state (index = rank), so each one resumes its own dropout stream."""
-        state = rng_state()
-        if not self.dist.enabled:
-            return [state]
-        import torch.distributed as dist
-
-        states: list[Any] = [None] * self.dist.world_size
-        dist.all_gather_object(states, state)
-        return states
-
     def _log(self, record: dict[str, Any], bar=None) -> None:
         self.log_history.append(record)
         if not self.dist.is_main:
             return
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.output_dir / LOG_FILE, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        append_log(self.output_dir, record)
         if bar is not None:
             shown = {k: record[k] for k in ("loss", "learning_rate") if k in record}
             shown.update({k: v for k, v in record.items() if k.endswith("spearman_cosine") or k == "validation_loss"})
             bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()})
-
-    def _rewrite_log(self) -> None:
-        """On resume: the log file holds exactly the checkpoint's records (not the steps the killed run redid)."""
-        lines = "".join(json.dumps(record) + "\n" for record in self.log_history)
-        (self.output_dir / LOG_FILE).write_text(lines, encoding="utf-8")
 
     @torch.no_grad()
     def validation_loss(self) -> dict[str, float]:
