@@ -196,7 +196,8 @@ def load_resume_checkpoint(
     """The checkpoint a run resumes from, verified and loaded: `(path, weights, trainer state)`, or None.
 
     `True` / `"latest"`: the newest checkpoint in `output_dir` that verifies; each newer one that does not is
-    reported through `log` and skipped, and only when none verifies is the newest one's problem raised. A path:
+    reported through `log` and skipped, and only when none verifies is the newest one's problem raised; with no
+    checkpoint at all (a run killed before its first save) the run starts from the beginning (None). A path:
     exactly that checkpoint (a corrupted one is an error).
     """
     value = resume_from_checkpoint
@@ -208,8 +209,9 @@ def load_resume_checkpoint(
             raise TrainingError(f"resume_from_checkpoint: {path} is not a checkpoint directory")
         return (path, *load_checkpoint(path))
     candidates = list_checkpoints(output_dir)
-    if not candidates:
-        raise TrainingError(f"resume_from_checkpoint=True but {output_dir} holds no checkpoint")
+    if not candidates:  # e.g. killed before its first checkpoint: the run starts again from step 0
+        log(f"resume_from_checkpoint: {output_dir} holds no checkpoint yet; training from the start")
+        return None
     problems: list[CheckpointCorruptError] = []
     for path in reversed(candidates):
         try:

@@ -248,6 +248,8 @@ class Trainer:
                 rewrite_log(self.output_dir, self.log_history)
                 if s.finished:
                     log(f"{path.name} ends the run (step {s.global_step} of {s.total_steps}): nothing left to train")
+        elif self.args.resume_from_checkpoint and self.dist.is_main:
+            rewrite_log(self.output_dir, [])  # starting again: drop what a run killed before its first save logged
         return s
 
     def _check_output_dir(self) -> None:

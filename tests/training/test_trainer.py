@@ -66,6 +66,21 @@ def test_interrupted_run_resumes_to_identical_weights(bert_dir, tmp_path, uninte
         assert torch.equal(resumed[name], tensor), name
 
 
+def test_kill_before_the_first_checkpoint_resumes_from_the_start(bert_dir, tmp_path, uninterrupted):
+    out = tmp_path / "run"
+    proc = _run_job(bert_dir, out, seconds=0.15, wait=False)
+    _wait_for(out / "train_log.jsonl", proc)  # step 2 is logged; the first checkpoint is step 3
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=120)
+    assert not list(out.glob("checkpoint-*")), "the first checkpoint was written before the kill"
+    _run_job(bert_dir, out, resume=True)
+    resumed = _final_weights(out)
+    for name, tensor in uninterrupted.items():
+        assert torch.equal(resumed[name], tensor), name
+    steps = [json.loads(line).get("step") for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and len(steps) == len(set(steps))  # no step logged twice
+
+
 def test_kill_during_a_checkpoint_write_leaves_a_resumable_run(bert_dir, tmp_path, uninterrupted):
     out = tmp_path / "run"
     proc = _run_job(bert_dir, out, wait=False, fault=("kill", "6"))
