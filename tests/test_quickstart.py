@@ -21,10 +21,16 @@ def _small_config(tmp_path):
         ('format = "kornli_triplets"', 'format = "kornli_triplets"\nmax_rows = 64'),
         ('format = "korsts"\nloss', 'format = "korsts"\nmax_rows = 64\nloss'),
         ('path = "kosim:KorSTS/sts-dev.tsv"', 'path = "kosim:KorSTS/sts-dev.tsv"\nmax_rows = 100'),
+        ('source = "kornli"', 'source = "kornli"\npath = "kornli-small.tsv"'),  # 300 rows: a corpus of ~300
+        ("relative_margin = 0.05", "max_rows = 32"),  # a barely trained model scores all candidates alike
         ('bf16 = "auto"', "bf16 = false\ndisable_tqdm = true"),
     ]:
         assert old in text, old
         text = text.replace(old, new)
+    from kosim.data import kornli_path
+
+    lines = kornli_path("dev").read_text(encoding="utf-8").splitlines(keepends=True)
+    (tmp_path / "kornli-small.tsv").write_text("".join(lines[:301]), encoding="utf-8")
     path = tmp_path / "quick.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -32,11 +38,15 @@ def _small_config(tmp_path):
 
 def test_quickstart_trains_saves_and_loads_in_sentence_transformers(tmp_path):
     result = run_quickstart(_small_config(tmp_path), tmp_path / "out", log=lambda m: None)
-    key = "sts-dev_spearman_cosine"
-    assert key in result["untrained"] and key in result["trained"]
+    for key in ("sts-dev_spearman_cosine", "kornli-dev_cosine_ndcg@10"):
+        assert key in result["untrained"] and key in result["trained"]
     assert result["untrained"] != result["trained"]
+    assert (tmp_path / "out" / "retrieval" / "mined-mined.jsonl").is_file()
     model_dir = tmp_path / "out" / "model"
     assert (model_dir / "README.md").is_file() and (model_dir / "modules.json").is_file()
+    assert (
+        not (model_dir / "mining-cache").exists() and "Information Retrieval" in (model_dir / "README.md").read_text()
+    )
     ours = SentenceEncoder.load(model_dir)
     st = pytest.importorskip("sentence_transformers")
     ref = st.SentenceTransformer(str(model_dir), device="cpu")

@@ -35,6 +35,7 @@ HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 EVALUATOR_TASKS = {
     "EmbeddingSimilarityEvaluator": ("semantic-similarity", "Semantic Similarity"),
     "TripletEvaluator": ("triplet", "Triplet"),
+    "InformationRetrievalEvaluator": ("information-retrieval", "Information Retrieval"),
 }
 MAX_LOG_ROWS = 200
 HIDDEN_ARGS = ("output_dir",)  # local paths: not part of the recipe
@@ -98,18 +99,20 @@ def column_stats(model: SentenceEncoder, dataset: ColumnDataset, limit: int = ST
 
 
 def evaluator_metrics(evaluator: Any, metrics: dict[str, float]) -> dict[str, float]:
-    """The entries of ``metrics`` that ``evaluator`` produced, keyed without its ``"{name}_"`` prefix."""
+    """The entries of ``metrics`` that ``evaluator`` produced, keyed without its ``"{name}_"`` prefix.
+
+    The keys are the evaluator's own ``metric_keys``; an evaluator without them (or that cannot list them yet, as
+    an information-retrieval evaluator whose score functions come from the model) gets everything under its prefix.
+    """
     name = getattr(evaluator, "name", "") or ""
     prefix = f"{name}_" if name else ""
-    fns = getattr(evaluator, "similarity_fns", None)
-    kind = type(evaluator).__name__
-    if kind == "EmbeddingSimilarityEvaluator" and fns:
-        keys = [f"{c}_{fn}" for fn in fns for c in ("pearson", "spearman")] + ["pearson_max", "spearman_max"]
-    elif kind == "TripletEvaluator" and fns:
-        keys = [f"{fn}_accuracy" for fn in fns] + ["max_accuracy"]
-    else:  # an evaluator kosim does not know: everything under its prefix
-        keys = [k[len(prefix) :] for k in metrics if k.startswith(prefix) and not k.endswith("validation_loss")]
-    return {key: float(metrics[prefix + key]) for key in keys if prefix + key in metrics}
+    try:
+        keys = list(getattr(evaluator, "metric_keys", None) or [])
+    except RuntimeError:  # InformationRetrievalEvaluator before its first call, score functions not given
+        keys = []
+    if not keys:
+        keys = [k for k in metrics if k.startswith(prefix) and not k.endswith("validation_loss")]
+    return {key.removeprefix(prefix): float(metrics[key]) for key in keys if key in metrics}
 
 
 def final_metrics(log_history: Sequence[dict], metrics: dict[str, float]) -> dict[str, float]:

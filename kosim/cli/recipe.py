@@ -19,21 +19,23 @@ def recipe_parser(
     *,
     recipe: str,
     model: str,
-    train_default: str,
-    train_help: str,
+    train_default: str | None,
+    train_help: str | None,
     batch_size: int,
     warmup_ratio: float,
     rows: str,
 ) -> argparse.ArgumentParser:
-    """The flags both recipes take (a recipe adds its own); `recipe` is the output prefix ("nli", "sts"), `rows`
-    names a training row ("pairs", "triplets")."""
+    """The flags the recipes take (a recipe adds its own); `recipe` is the output prefix ("nli", "sts"), `rows`
+    names a training row ("pairs", "triplets"). Without `train_help` there are no --train / --dev / --test flags
+    (the retrieval recipe names its data otherwise)."""
     from kosim.data import korsts_path
 
     p = argparse.ArgumentParser(description=description, epilog="see the script's docstring for examples")
     p.add_argument("--model", default=model, help=f"hub id or local directory (default {model})")
-    p.add_argument("--train", default=train_default, help=train_help)
-    p.add_argument("--dev", default=str(korsts_path("dev")), help="KorSTS-format dev file (default: bundled)")
-    p.add_argument("--test", default=None, help="KorSTS-format test file, evaluated before and after training only")
+    if train_help is not None:
+        p.add_argument("--train", default=train_default, help=train_help)
+        p.add_argument("--dev", default=str(korsts_path("dev")), help="KorSTS-format dev file (default: bundled)")
+        p.add_argument("--test", default=None, help="KorSTS-format test file, evaluated before and after training only")
     p.add_argument("--batch-size", type=int, default=batch_size, help=f"training batch size (default {batch_size})")
     p.add_argument("--eval-batch-size", type=int, default=None, help="evaluation batch size (default: --batch-size)")
     p.add_argument("--epochs", type=float, default=1.0, help="training epochs (default 1)")
@@ -46,7 +48,9 @@ def recipe_parser(
     )
     p.add_argument("--max-seq-length", type=int, default=128, help="tokens per text (default 128)")
     p.add_argument("--max-train-samples", type=int, default=None, help=f"use only the first N training {rows}")
-    p.add_argument("--max-eval-samples", type=int, default=None, help="use only the first N dev/test pairs")
+    p.add_argument(
+        "--max-eval-samples", type=int, default=None, help="use only the first N dev/test pairs (retrieval: queries)"
+    )
     p.add_argument("--output", default=None, help=f"output directory (default output/{recipe}-MODEL-TIMESTAMP)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     precision = p.add_mutually_exclusive_group()

@@ -11,6 +11,7 @@ from typing import Any
 from kosim.config.arguments import REMOVED, TrainingArguments
 from kosim.config.files import config_file, read_toml, resolve_path
 from kosim.config.overrides import apply_overrides
+from kosim.config.retrieval import parse_ir_evaluator, parse_mining
 from kosim.config.schema import (
     EVALUATOR_TYPES,
     FIXED_COLUMNS,
@@ -21,7 +22,7 @@ from kosim.config.schema import (
     ModelConfig,
     RunConfig,
 )
-from kosim.config.table import Table
+from kosim.config.table import MISSING, Table
 from kosim.utils.suggest import did_you_mean
 
 __all__ = ["load_config", "parse_config"]
@@ -103,8 +104,10 @@ _EVALUATOR_KEYS = (
 
 
 def _parse_evaluator(raw: Any, where: str, source: str, base_dir: Path) -> EvaluatorConfig:
+    if isinstance(raw, dict) and raw.get("type") == "ir":
+        return parse_ir_evaluator(raw, where, source, base_dir)
     t = Table(raw, where, source, _EVALUATOR_KEYS)
-    kind = t.get("type", (str,), choices=tuple(EVALUATOR_TYPES))
+    kind = t.get("type", (str,), choices=(*EVALUATOR_TYPES, "ir"))
     default_format, n_columns, needs_label = EVALUATOR_TYPES[kind]
     name = t.get("name", (str,), f"{kind}-eval")
     t.where = f"{where.split(' #')[0]} {name!r}"
@@ -185,11 +188,12 @@ def _check_prompt_datasets(prompts: Any, names: list[str], source: str) -> None:
 def parse_config(raw: dict[str, Any], base_dir: str | os.PathLike | None = None, source: str = "<config>") -> RunConfig:
     """Validate a config mapping (a parsed TOML document) into a :class:`RunConfig`; relative paths use ``base_dir``."""
     base = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
-    top = Table(raw, "", source, ("model", "datasets", "eval_datasets", "evaluators", "training"))
+    top = Table(raw, "", source, ("model", "datasets", "eval_datasets", "evaluators", "training", "mining"))
     top.get("model", (dict,))
-    datasets_raw = top.get("datasets", (list,))
-    if not datasets_raw:
-        raise ConfigError(f"{source}: [[datasets]] needs at least one training dataset")
+    mining = parse_mining(raw["mining"], source, base) if "mining" in raw else None
+    datasets_raw = top.get("datasets", (list,), [] if mining is not None else MISSING)
+    if not datasets_raw and mining is None:
+        raise ConfigError(f"{source}: [[datasets]] needs at least one training dataset (or a [mining] table)")
     datasets = [_parse_dataset(d, f"[[datasets]] #{i + 1}", source, base, True) for i, d in enumerate(datasets_raw)]
     evals = top.get("eval_datasets", (list,), [])
     eval_datasets = [_parse_dataset(d, f"[[eval_datasets]] #{i + 1}", source, base, False) for i, d in enumerate(evals)]
@@ -197,6 +201,8 @@ def parse_config(raw: dict[str, Any], base_dir: str | os.PathLike | None = None,
         _parse_evaluator(e, f"[[evaluators]] #{i + 1}", source, base)
         for i, e in enumerate(top.get("evaluators", (list,), []))
     ]
+    if mining is not None and mining.name in [d.name for d in datasets]:
+        raise ConfigError(f"{source}: [mining] name: {mining.name!r} is also a [[datasets]] name")
     for what, items in (("datasets", datasets), ("eval_datasets", eval_datasets), ("evaluators", evaluators)):
         names = [item.name for item in items]
         if len(set(names)) != len(names):
@@ -210,6 +216,7 @@ def parse_config(raw: dict[str, Any], base_dir: str | os.PathLike | None = None,
         evaluators=evaluators,
         eval_datasets=eval_datasets,
         source=source,
+        mining=mining,
     )
 
 

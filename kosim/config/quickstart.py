@@ -106,7 +106,9 @@ def run_quickstart(
     final = out / "model"
     if final.exists():
         shutil.rmtree(final)
-    shutil.copytree(previous, final, ignore=shutil.ignore_patterns("checkpoint-*", "run_config.json", "*.jsonl"))
+    shutil.copytree(
+        previous, final, ignore=shutil.ignore_patterns("checkpoint-*", "run_config.json", "*.jsonl", "mining-cache")
+    )
     return {
         "untrained": untrained,
         "trained": trained,

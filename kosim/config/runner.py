@@ -14,11 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from kosim.config.arguments import TrainingArguments
-from kosim.config.schema import ConfigError, DatasetConfig, EvaluatorConfig, ModelConfig, RunConfig
+from kosim.config.schema import ConfigError, DatasetConfig, EvaluatorConfig, MiningConfig, ModelConfig, RunConfig
 from kosim.utils.log import log as stderr_log
 from kosim.utils.ranks import is_main_process
 
-__all__ = ["build_evaluator", "check_batch_fits", "load_dataset", "load_model", "run_config"]
+__all__ = [
+    "build_evaluator",
+    "check_batch_fits",
+    "load_dataset",
+    "load_model",
+    "load_retrieval_task",
+    "mine_dataset",
+    "run_config",
+]
 
 
 def load_model(cfg: ModelConfig, source: str = "<config>"):
@@ -59,13 +67,64 @@ def load_dataset(cfg: DatasetConfig | EvaluatorConfig):
     return data.head(cfg.max_rows) if cfg.max_rows is not None else data
 
 
+def load_retrieval_task(cfg: EvaluatorConfig | MiningConfig, name: str | None = None):
+    """The RetrievalTask an ``ir`` evaluator or ``[mining]`` table names (its first ``max_rows`` queries)."""
+    from kosim.data import RetrievalTask, kornli_retrieval_task, load_beir
+
+    source = cfg.format if isinstance(cfg, EvaluatorConfig) else cfg.source
+    if source == "kornli":
+        task = kornli_retrieval_task(cfg.split, cfg.dev_size, cfg.seed, cfg.path)
+    else:
+        task = load_beir(cfg.path, cfg.split)
+    if cfg.max_rows is not None and cfg.max_rows < len(task.queries):
+        queries = dict(list(task.queries.items())[: cfg.max_rows])
+        task = RetrievalTask(queries, task.corpus, {q: task.relevant_docs[q] for q in queries}, task.name)
+    return task if name is None else RetrievalTask(task.queries, task.corpus, task.relevant_docs, name)
+
+
+def mine_dataset(
+    cfg: MiningConfig,
+    model,
+    output_dir: str | Path,
+    log: Callable[[str], None] = stderr_log,
+    source: str = "<config>",
+):
+    """Mine hard negatives for the task's (query, positive) pairs with ``model`` over the task's whole corpus, write
+    them to ``output_dir/mined-{name}.jsonl`` (embeddings cached in ``output_dir/mining-cache``, so a restarted run
+    does not encode again) and return them as the training ColumnDataset ``cfg.name``."""
+    from kosim.mining import mine_hard_negatives, to_column_dataset, write_mined
+
+    task = load_retrieval_task(cfg)
+    out = Path(output_dir)
+    log(f"mining hard negatives for {len(task.queries)} queries of {task.name} over {len(task.corpus)} documents")
+    options = dict(cfg.options)
+    if options.get("sampling_strategy") == "random":
+        options["seed"] = cfg.seed
+    mined = mine_hard_negatives(
+        task.pairs(),
+        model,
+        corpus=list(task.corpus.values()),
+        cache_dir=out / "mining-cache",
+        verbose=is_main_process(),
+        **options,
+    )
+    if not mined or not next(iter(mined.values())):
+        raise ConfigError(f"{source}: [mining]: no hard negative survived the filters for {task.name}; loosen them")
+    if is_main_process():
+        log(f"mined rows -> {write_mined(mined, out / f'mined-{cfg.name}.jsonl')}")
+    return to_column_dataset(mined, name=cfg.name)
+
+
 def build_evaluator(cfg: EvaluatorConfig, batch_size: int) -> Callable:
-    """An EmbeddingSimilarityEvaluator (``sts``) or TripletEvaluator (``triplet``) over the entry's file."""
+    """An EmbeddingSimilarityEvaluator (``sts``), TripletEvaluator (``triplet``) over the entry's file, or an
+    InformationRetrievalEvaluator (``ir``) over its retrieval task."""
     from kosim.evaluation import EmbeddingSimilarityEvaluator, TripletEvaluator
 
+    size = cfg.batch_size or batch_size
+    if cfg.type == "ir":
+        return load_retrieval_task(cfg).evaluator(batch_size=size, name=cfg.name, **cfg.options)
     data = load_dataset(cfg)
     cols = [data.column(c) for c in data.column_names]
-    size = cfg.batch_size or batch_size
     if cfg.type == "sts":
         if len(cols) != 2 or data.labels is None:
             raise ConfigError(f"[[evaluators]] {cfg.name!r}: {cfg.path} must give 2 text columns and a score")
@@ -92,6 +151,16 @@ def check_batch_fits(config: RunConfig, rows: dict[str, int]) -> None:
             )
 
 
+def _check_mined_fits(config: RunConfig, rows: int) -> None:
+    args = config.training
+    batch = args.per_device_train_batch_size * int(os.environ.get("WORLD_SIZE", "1"))
+    if args.dataloader_drop_last and rows < batch:
+        raise ConfigError(
+            f"{config.source}: [mining] {config.mining.name!r}: {rows} mined rows, fewer than one batch of {batch}, "
+            "and [training] dataloader_drop_last = true would drop them all"
+        )
+
+
 def run_config(config: RunConfig, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Load, evaluate before training, train, evaluate after: ``{"before", "after", "output_dir", "train_seconds"}``.
 
@@ -107,6 +176,7 @@ def run_config(config: RunConfig, log: Callable[[str], None] | None = None) -> d
     device = resolve_device(args.device)
     train = {d.name: load_dataset(d) for d in config.datasets}
     check_batch_fits(config, {name: len(data) for name, data in train.items()})
+    mining = config.mining
     for d in config.datasets:
         log(f"dataset {d.name!r}: {len(train[d.name])} rows {train[d.name].column_names} -> {d.loss}")
     eval_data = {d.name: load_dataset(d) for d in config.eval_datasets}
@@ -116,6 +186,12 @@ def run_config(config: RunConfig, log: Callable[[str], None] | None = None) -> d
     losses = {d.name: build_loss(d.loss, model=model, **d.loss_args) for d in config.datasets}  # dims from the model
     guide_models = {g: load_model(ModelConfig(g), config.source) for g in {d.guide for d in config.datasets} - {None}}
     guides = {d.name: d.guide for d in config.datasets if d.guide is not None}
+    if mining is not None:  # hard negatives from the start model become a training dataset
+        model.to(device)
+        train[mining.name] = mine_dataset(mining, model, args.output_dir, log, config.source)
+        losses[mining.name] = build_loss(mining.loss, model=model, **mining.loss_args)
+        _check_mined_fits(config, len(train[mining.name]))
+        log(f"dataset {mining.name!r}: {len(train[mining.name])} mined rows {train[mining.name].column_names}")
     trainer = Trainer(
         model,
         args,

@@ -8,7 +8,7 @@ from typing import Any
 
 from kosim.config.arguments import TrainingArguments
 
-__all__ = ["ConfigError", "DatasetConfig", "EvaluatorConfig", "ModelConfig", "RunConfig"]
+__all__ = ["ConfigError", "DatasetConfig", "EvaluatorConfig", "MiningConfig", "ModelConfig", "RunConfig"]
 
 FORMATS = ("korsts", "kornli_triplets", "kornli_pairs", "tsv", "csv", "jsonl")
 FIXED_COLUMNS = {
@@ -20,6 +20,9 @@ EVALUATOR_TYPES = {
     "sts": ("korsts", 2, True),
     "triplet": ("kornli_triplets", 3, False),
 }  # default format, columns, label
+RETRIEVAL_SOURCES = ("kornli", "beir")  # the bundled KorNLI retrieval task, or a BEIR directory
+IR_SCORE_FUNCTIONS = ("cosine", "dot")
+MINED_FORMATS = ("triplet", "n-tuple")  # the mined rows a contrastive loss trains on
 
 
 class ConfigError(ValueError):
@@ -54,11 +57,18 @@ class DatasetConfig:
 
 @dataclass
 class EvaluatorConfig:
-    """One ``[[evaluators]]`` entry: an STS (``sts``) or triplet (``triplet``) evaluator over a file."""
+    """One ``[[evaluators]]`` entry: an STS (``sts``) or triplet (``triplet``) evaluator over a file, or an
+    information-retrieval (``ir``) evaluator over a retrieval task.
+
+    For ``ir``, ``format`` is the task's source: ``"kornli"`` (the bundled KorNLI retrieval task; ``path`` an
+    optional KorNLI-format tsv, ``split`` all / train / dev of a ``dev_size`` / ``seed`` split) or ``"beir"``
+    (``path`` a BEIR directory, ``split`` its qrels split); ``max_rows`` keeps the first queries (all the corpus),
+    and ``options`` holds the InformationRetrievalEvaluator's keyword arguments.
+    """
 
     type: str
     name: str
-    path: Path
+    path: Path | None
     format: str
     columns: list[str] | None = None
     label: str | None = None
@@ -66,6 +76,32 @@ class EvaluatorConfig:
     batch_size: int | None = None  # None: training.per_device_eval_batch_size
     similarity_fns: list[str] = field(default_factory=lambda: ["cosine"])
     during_training: bool = True  # False: only before and after training (e.g. a test set)
+    split: str | None = None  # ir only
+    dev_size: float | int = 0.5  # ir, kornli only
+    seed: int = 42  # ir, kornli only
+    options: dict[str, Any] = field(default_factory=dict)  # ir only
+
+
+@dataclass
+class MiningConfig:
+    """``[mining]``: before training, mine hard negatives for a retrieval task's (query, positive) pairs with the
+    start model; the mined rows (written to ``output_dir``) become the training dataset ``name``.
+
+    ``source`` / ``path`` / ``split`` / ``dev_size`` / ``seed`` / ``max_rows`` select the task as for an ``ir``
+    evaluator (``max_rows``: the first queries); the task's whole corpus is the candidate pool. ``options`` holds
+    :func:`kosim.mining.mine_hard_negatives`' keyword arguments.
+    """
+
+    source: str
+    path: Path | None = None
+    split: str = "train"
+    dev_size: float | int = 0.5
+    seed: int = 42
+    max_rows: int | None = None
+    name: str = "mined"
+    loss: str = "MultipleNegativesRankingLoss"
+    loss_args: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -78,6 +114,7 @@ class RunConfig:
     evaluators: list[EvaluatorConfig] = field(default_factory=list)
     eval_datasets: list[DatasetConfig] = field(default_factory=list)
     source: str = "<config>"
+    mining: MiningConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (paths as strings), e.g. for ``kosim train --dry-run``."""
@@ -86,10 +123,13 @@ class RunConfig:
             out = {f.name: getattr(obj, f.name) for f in fields(obj)}
             return {k: str(v) if isinstance(v, Path) else v for k, v in out.items()}
 
-        return {
+        out = {
             "model": plain(self.model),
             "datasets": [plain(d) for d in self.datasets],
             "eval_datasets": [plain(d) for d in self.eval_datasets],
             "evaluators": [plain(e) for e in self.evaluators],
             "training": self.training.to_dict(),
         }
+        if self.mining is not None:
+            out["mining"] = plain(self.mining)
+        return out
