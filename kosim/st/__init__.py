@@ -1,0 +1,26 @@
+"""kosim.st: sentence-transformers' public API on kosim, so that switching is one edit of the import lines.
+
+    from kosim.st import SentenceTransformer, util          # was: from sentence_transformers import ...
+    from kosim.st.losses import MultipleNegativesRankingLoss
+
+A thin translation layer: every name maps onto kosim's own API (SentenceEncoder, kosim.losses, kosim.evaluation,
+kosim.search, kosim.mining); an argument kosim has no equivalent for raises an error naming it.
+"""
+
+from __future__ import annotations
+
+from kosim.st import evaluation, losses, util
+from kosim.st.data import to_column_datasets
+from kosim.st.model import SentenceTransformer
+from kosim.st.readers import InputExample
+from kosim.st.similarity_functions import SimilarityFunction
+
+__all__ = [
+    "InputExample",
+    "SentenceTransformer",
+    "SimilarityFunction",
+    "evaluation",
+    "losses",
+    "to_column_datasets",
+    "util",
+]
