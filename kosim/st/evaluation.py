@@ -66,7 +66,7 @@ class _Evaluator:
 
     def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict:
         if output_path is not None and self.write_csv:
-            raise NotImplementedError(f"{type(self).__name__}: writing CSV results (output_path) is not supported")
+            raise ValueError(f"{type(self).__name__}: writing CSV results (output_path) is not supported")
         return self.core(model)(model)
 
 
@@ -122,5 +122,5 @@ class SequentialEvaluator(core.SequentialEvaluator):
 
     def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict:
         if output_path is not None:
-            raise NotImplementedError("SequentialEvaluator: writing results to output_path is not supported")
+            raise ValueError("SequentialEvaluator: writing results to output_path is not supported")
         return super().__call__(model)

@@ -86,7 +86,7 @@ class SentenceTransformer(SentenceEncoder):
             kwargs.pop(name, None)
         _refuse(kwargs, "SentenceTransformer()", ("model_name_or_path", "device", "prompts", "truncate_dim"))
         if modules is not None:
-            raise NotImplementedError("SentenceTransformer(modules=[...]) is not supported by kosim.st yet")
+            raise ValueError("SentenceTransformer(modules=[...]) is not supported by kosim.st yet")
         if model_name_or_path is None:
             raise ValueError("SentenceTransformer needs model_name_or_path (kosim.st builds no empty model)")
         model_dir = resolve_model_dir(model_name_or_path, trust_remote_code=trust_remote_code)
@@ -184,7 +184,7 @@ class SentenceTransformer(SentenceEncoder):
         ):
             if value != default:
                 if not core_encode_supports(name):
-                    raise NotImplementedError(f"encode({name}=...) needs kosim's SentenceEncoder.encode({name}=)")
+                    raise ValueError(f"encode({name}=...) needs kosim's SentenceEncoder.encode({name}=)")
                 core[name] = value
         out = super().encode(sentences, batch_size=batch_size, prompt=prompt, prompt_name=prompt_name, **core)
         if not as_tensor or core["to"] != "torch" or output_value == "token_embeddings":

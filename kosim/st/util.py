@@ -167,7 +167,7 @@ def quantize_embeddings(
     try:
         from kosim.quantization import quantize_embeddings as core_quantize
     except ImportError as exc:
-        raise NotImplementedError("quantize_embeddings needs kosim.quantization (not in this kosim version)") from exc
+        raise ValueError("quantize_embeddings needs kosim.quantization (not in this kosim version)") from exc
     return core_quantize(embeddings, precision, ranges=ranges, calibration_embeddings=calibration_embeddings)
 
 

@@ -56,5 +56,5 @@ def test_unsupported_arguments(models):
     _, ours = models
     with pytest.raises(ValueError, match="precision"):
         evaluation.EmbeddingSimilarityEvaluator(S1, S2, SCORES, precision="int8")
-    with pytest.raises(NotImplementedError, match="output_path"):
+    with pytest.raises(ValueError, match="output_path"):
         evaluation.EmbeddingSimilarityEvaluator(S1, S2, SCORES)(ours, output_path="out")
