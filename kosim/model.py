@@ -15,13 +15,17 @@ from torch import Tensor, nn
 from kosim.nn import PackedBatch, TransformerEncoder, pack_flat, resolve_model_dir
 from kosim.pooling import Dense, Pooling
 from kosim.precision import DTYPES, autocast
+from kosim.quantization import check_precision, quantize_embeddings
 from kosim.similarity import PAIRWISE_FUNCTIONS, SIMILARITY_FUNCTIONS, resolve_similarity, to_tensor
 from kosim.st_directory import read_directory, write_directory
 from kosim.tokenizer import TextTokenizer
 from kosim.utils import ragged
+from kosim.utils.device import resolve_device
 
 # encode's dtypes: the compute dtypes, and int8 (int8 GEMMs with float32 elsewhere, kosim's encoder on CPU only)
 ENCODE_DTYPES = {**DTYPES, "int8": torch.int8}
+
+ENCODE_OUTPUTS = ("sentence", "token")
 
 QUERY_PROMPT_NAMES = ("query",)
 DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")  # sentence-transformers' encode_document order
@@ -54,6 +58,7 @@ class SentenceEncoder(nn.Module):
         similarity_fn_name: str = "cosine",
         prompts: dict[str, str] | None = None,
         default_prompt_name: str | None = None,
+        truncate_dim: int | None = None,
     ):
         super().__init__()
         self.encoder = encoder
@@ -65,6 +70,7 @@ class SentenceEncoder(nn.Module):
         self.similarity_fn_name = resolve_similarity(similarity_fn_name)
         self.prompts = dict(prompts or {})
         self.default_prompt_name = default_prompt_name
+        self.truncate_dim = truncate_dim
         if tokenizer.max_seq_length > encoder.max_sequence_length:
             raise ValueError(
                 f"max_seq_length {tokenizer.max_seq_length} exceeds the model's position table "
@@ -87,6 +93,47 @@ class SentenceEncoder(nn.Module):
         self.tokenizer.max_seq_length = value
 
     @property
+    def similarity_fn_name(self) -> str:
+        """`cosine`, `dot`, `euclidean` or `manhattan` (aliases and sentence-transformers' enum accepted)."""
+        return self._similarity_fn_name
+
+    @similarity_fn_name.setter
+    def similarity_fn_name(self, value: Any) -> None:
+        self._similarity_fn_name = resolve_similarity(getattr(value, "value", value))  # an Enum gives its value
+
+    @property
+    def default_prompt_name(self) -> str | None:
+        """The key of `prompts` that `encode` uses when given no prompt (None: no prompt)."""
+        return self._default_prompt_name
+
+    @default_prompt_name.setter
+    def default_prompt_name(self, value: str | None) -> None:
+        if value is not None and value not in self.prompts:
+            from kosim.utils.suggest import did_you_mean
+
+            raise ValueError(
+                f"default_prompt_name {value!r} is not one of the model's prompts {sorted(self.prompts)}"
+                + (did_you_mean(value, self.prompts) if isinstance(value, str) else "")
+            )
+        self._default_prompt_name = value
+
+    @property
+    def truncate_dim(self) -> int | None:
+        """`encode`'s default `truncate_dim`: keep the first dimensions of each embedding (None: all of them)."""
+        return self._truncate_dim
+
+    @truncate_dim.setter
+    def truncate_dim(self, value: int | None) -> None:
+        self._truncate_dim = self._check_truncate_dim(value)
+
+    def _check_truncate_dim(self, value: Any) -> int | None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"truncate_dim must be a positive int or None, got {value!r}")
+        if value is not None and value > self.embedding_dim:
+            raise ValueError(f"truncate_dim {value} exceeds the embedding dimension {self.embedding_dim}")
+        return value
+
+    @property
     def embedding_dim(self) -> int:
         dim = self.pooling.output_dim
         for module in self.post:
@@ -95,12 +142,18 @@ class SentenceEncoder(nn.Module):
         return dim
 
     def get_sentence_embedding_dimension(self) -> int:
-        """sentence-transformers' name for `embedding_dim`."""
-        return self.embedding_dim
+        """The width `encode` returns by default: `truncate_dim` when set, else `embedding_dim` (as in
+        sentence-transformers)."""
+        return self.truncate_dim or self.embedding_dim
 
     # ----------------------------------------------------------------- forward
     def forward(self, batch: PackedBatch, prompt_length: int = 0) -> Tensor:
         """Sentence embeddings of a packed batch: `[seqs, dim]`."""
+        if not isinstance(batch, PackedBatch):
+            raise TypeError(
+                f"SentenceEncoder is called on a PackedBatch (kosim.nn.pack_flat of token ids), got "
+                f"{type(batch).__name__}; to embed texts, call model.encode(texts) (to='torch' for a tensor)"
+            )
         x = self.pooling(self.encoder(batch), batch, prompt_length)  # [seqs, pooled]
         for module in self.post:
             x = module(x)
@@ -122,7 +175,12 @@ class SentenceEncoder(nn.Module):
         prompt: str | None = None,
         prompt_name: str | None = None,
         chunk_size: int = 16384,
-    ) -> np.ndarray | Tensor:
+        *,
+        truncate_dim: int | None = None,
+        precision: str = "float32",
+        output: str = "sentence",
+        device: str | torch.device | None = None,
+    ) -> np.ndarray | Tensor | list:
         """Embed texts: a str gives `[dim]`, a list gives `[n, dim]` in input order (float32).
 
         Texts are tokenized and embedded chunk by chunk (`chunk_size` texts at a time, sorted by length inside
@@ -131,6 +189,13 @@ class SentenceEncoder(nn.Module):
         and still returns float32. `dtype="int8"` (CPU, kosim's encoder) runs the linear layers as int8 GEMMs
         (weights quantized per output channel once and cached, activations per token at run time) and keeps
         attention, LayerNorm and activations in float32.
+
+        - `truncate_dim` (default: `model.truncate_dim`) keeps the first dimensions, before `normalize`.
+        - `precision` quantizes the result as `kosim.quantization.quantize_embeddings` does (int8 / uint8 ranges
+          from this call's embeddings; binary ones `[n, ceil(dim / 8)]`).
+        - `output="token"` returns each text's token states instead, special tokens included: a list of
+          `[len_i, hidden]` float32 arrays (a single array for a str), not pooled, truncated nor normalized.
+        - `device` (with `to="torch"`) is where the returned tensors live; default the model's device.
         """
         single = isinstance(texts, str)
         items = [texts] if single else check_texts(texts)
@@ -140,11 +205,17 @@ class SentenceEncoder(nn.Module):
             raise ValueError(f"dtype must be one of {list(ENCODE_DTYPES)}, got {dtype!r}")
         if to not in ("numpy", "torch"):
             raise ValueError(f"to must be 'numpy' or 'torch', got {to!r}")
+        if output not in ENCODE_OUTPUTS:
+            raise ValueError(f"output must be one of {list(ENCODE_OUTPUTS)}, got {output!r}")
+        check_precision(precision)
+        if device is not None and to != "torch":
+            raise ValueError(f"device={device!r} places the returned tensor: it needs to='torch'")
+        target = resolve_device(device) if device is not None else self.device
+        if output == "token" and (normalize or truncate_dim is not None):
+            raise ValueError("output='token' returns raw token states: normalize and truncate_dim do not apply")
+        truncate_dim = self._check_truncate_dim(truncate_dim) if truncate_dim is not None else self.truncate_dim
         prompt = self._resolve_prompt(prompt, prompt_name)
-        prompt_length = self.tokenizer.prompt_length(prompt) if prompt else 0
 
-        out = np.empty((len(items), self.embedding_dim), dtype=np.float32)
-        device = self.device
         show = progress if progress is not None else (len(items) >= 256 and sys.stderr.isatty())
         bar = None
         if show:
@@ -152,26 +223,66 @@ class SentenceEncoder(nn.Module):
 
             bar = tqdm(total=len(items), desc="Encoding", unit="text")
         try:
+            batches = self._packed_batches(items, prompt, batch_size, chunk_size, bar)
             weights = self._inference_weights(dtype)
-            for start in range(0, len(items), chunk_size):
-                chunk = items[start : start + chunk_size]
-                ids, lengths = self.tokenizer.encode_flat([prompt + t for t in chunk] if prompt else chunk)
-                offsets = ragged.offsets_from_lengths(lengths)
-                order = np.argsort(-lengths, kind="stable")
-                for b in range(0, len(order), batch_size):
-                    rows = order[b : b + batch_size]
-                    batch = pack_flat(ragged.gather(ids, offsets, rows)[0], lengths[rows]).to(device)
-                    emb = self._encode_batch(batch, prompt_length, dtype, weights)
-                    if normalize:
-                        emb = torch.nn.functional.normalize(emb, p=2, dim=-1)
-                    out[start + rows] = emb.cpu().numpy()
-                    if bar is not None:
-                        bar.update(len(rows))
+            if output == "token":
+                result = self._token_outputs(batches, dtype, weights, len(items), to, target)
+            else:
+                prompt_length = self.tokenizer.prompt_length(prompt) if prompt else 0
+                dim = truncate_dim or self.embedding_dim
+                result = self._sentence_outputs(batches, prompt_length, dtype, weights, (len(items), dim), normalize)
         finally:
             if bar is not None:
                 bar.close()
-        result: np.ndarray | Tensor = out[0] if single else out
-        return torch.from_numpy(result) if to == "torch" else result
+        if precision != "float32":
+            result = quantize_embeddings(result, precision)
+        if to == "torch":
+            result = (
+                [torch.as_tensor(r).to(target) for r in result]
+                if isinstance(result, list)
+                else torch.as_tensor(result).to(target)
+            )
+        return result[0] if single else result
+
+    def _packed_batches(self, items: list[str], prompt: str, batch_size: int, chunk_size: int, bar):
+        """`(rows, lengths, PackedBatch)` on the model's device: `chunk_size` texts tokenized at a time, longest
+        first within a chunk; `rows` are the batch's indices into `items` (numpy)."""
+        device = self.device
+        for start in range(0, len(items), chunk_size):
+            chunk = items[start : start + chunk_size]
+            ids, lengths = self.tokenizer.encode_flat([prompt + t for t in chunk] if prompt else chunk)
+            offsets = ragged.offsets_from_lengths(lengths)
+            order = np.argsort(-lengths, kind="stable")
+            for b in range(0, len(order), batch_size):
+                rows = order[b : b + batch_size]
+                yield (
+                    start + rows,
+                    lengths[rows],
+                    pack_flat(ragged.gather(ids, offsets, rows)[0], lengths[rows]).to(device),
+                )
+                if bar is not None:
+                    bar.update(len(rows))
+
+    def _sentence_outputs(self, batches, prompt_length: int, dtype: str, weights, shape, normalize: bool):
+        """Float32 sentence embeddings `[n, dim]` (numpy), truncated to `dim` columns, then normalized."""
+        out = np.empty(shape, dtype=np.float32)
+        for rows, _, batch in batches:
+            emb = self._encode_batch(batch, prompt_length, dtype, weights)[:, : shape[1]]  # [seqs, dim]
+            if normalize:
+                emb = torch.nn.functional.normalize(emb, p=2, dim=-1)
+            out[rows] = emb.cpu().numpy()
+        return out
+
+    def _token_outputs(self, batches, dtype: str, weights, n: int, to: str, target: torch.device) -> list:
+        """Each text's float32 token states `[len_i, hidden]`, in input order (numpy, or tensors on `target`)."""
+        out: list = [None] * n
+        for rows, lengths, batch in batches:
+            tokens = self._token_states(batch, dtype, weights).float()  # [tokens, hidden]
+            tokens = tokens.to(target) if to == "torch" else tokens.cpu().numpy()
+            pieces = tokens.split(lengths.tolist()) if to == "torch" else np.split(tokens, np.cumsum(lengths)[:-1])
+            for row, piece in zip(rows.tolist(), pieces):
+                out[row] = piece
+        return out
 
     def encode_query(
         self, texts: str | Sequence[str], progress: bool | None = None, **kwargs: Any
@@ -221,13 +332,16 @@ class SentenceEncoder(nn.Module):
             raise ValueError(f"dtype='int8' runs on CPU; this model is on {self.device} (use float16/bfloat16 there)")
         return self.encoder.inference_weights(torch_dtype)
 
+    def _token_states(self, batch: PackedBatch, dtype: str, weights) -> Tensor:
+        """The encoder's token states `[tokens, hidden]` of one packed batch in the inference dtype (no autograd)."""
+        if weights is not None:
+            return self.encoder.infer(batch, weights)
+        with autocast(batch.input_ids.device, dtype):
+            return self.encoder(batch)
+
     def _encode_batch(self, batch: PackedBatch, prompt_length: int, dtype: str, weights) -> Tensor:
         """Float32 embeddings `[seqs, dim]` of one packed batch, for `encode` (no autograd)."""
-        if weights is not None:
-            tokens = self.encoder.infer(batch, weights)  # [tokens, hidden] in the inference dtype
-        else:
-            with autocast(batch.input_ids.device, dtype):
-                tokens = self.encoder(batch)
+        tokens = self._token_states(batch, dtype, weights)  # [tokens, hidden]
         x = self.pooling(tokens, batch, prompt_length).float()  # pooling accumulates in float32
         for module in self.post:
             x = module(x)
@@ -258,16 +372,21 @@ class SentenceEncoder(nn.Module):
     # ----------------------------------------------------------------- load / save
     @classmethod
     def load(
-        cls, name_or_path: str | os.PathLike, device: str | torch.device | None = None, trust_remote_code: bool = False
+        cls,
+        name_or_path: str | os.PathLike,
+        device: str | torch.device | None = None,
+        trust_remote_code: bool = False,
+        truncate_dim: int | None = None,
     ) -> SentenceEncoder:
         """Load a sentence-transformers directory (3.x or newer) or a plain transformers checkpoint, in eval mode.
 
         A hub id is fetched through the huggingface_hub cache (honouring HF_HUB_OFFLINE). A plain transformers
         checkpoint gets mean pooling and `max_seq_length` from its tokenizer, capped at 512. Training switches
-        the model to training mode itself (`Trainer`), as in sentence-transformers.
+        the model to training mode itself (`Trainer`), as in sentence-transformers. `truncate_dim` sets
+        `model.truncate_dim` (the default of `encode`; not saved, as in sentence-transformers).
         """
         model_dir = resolve_model_dir(name_or_path, trust_remote_code=trust_remote_code)
-        model = cls(**read_directory(model_dir, trust_remote_code=trust_remote_code)).eval()
+        model = cls(**read_directory(model_dir, trust_remote_code=trust_remote_code), truncate_dim=truncate_dim).eval()
         return model.to(device) if device is not None else model
 
     def save(self, path: str | os.PathLike, model_card: str | None = None) -> Path:

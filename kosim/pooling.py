@@ -13,7 +13,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kosim.nn.packing import PackedBatch
-from kosim.st_format import LEGACY_POOLING_KEYS, POOLING_MODES
+from kosim.st_format import (
+    DENSE_KEYS,
+    LEGACY_POOLING_KEYS,
+    NORMALIZE_KEYS,
+    POOLING_KEYS,
+    POOLING_MODES,
+    CheckpointError,
+    check_module_config,
+)
 
 __all__ = ["POOLING_MODES", "Dense", "Normalize", "Pooling"]
 
@@ -99,10 +107,12 @@ class Pooling(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any], source: str = "1_Pooling/config.json") -> Pooling:
-        """Read either config format (sentence-transformers 3.x booleans or the newer `pooling_mode`)."""
+        """Read either config format (sentence-transformers 3.x booleans or the newer `pooling_mode`); a key
+        kosim does not know is refused."""
+        check_module_config(cfg, POOLING_KEYS, source)
         dim = cfg.get("word_embedding_dimension", cfg.get("embedding_dimension"))
         if not isinstance(dim, int):
-            raise ValueError(f"{source}: missing word_embedding_dimension / embedding_dimension")
+            raise CheckpointError(f"{source}: missing word_embedding_dimension / embedding_dimension")
         if "pooling_mode" in cfg and cfg["pooling_mode"] is not None:
             modes = cfg["pooling_mode"]
             modes = [modes] if isinstance(modes, str) else list(modes)
@@ -110,8 +120,11 @@ class Pooling(nn.Module):
         else:
             modes = [mode for key, mode in LEGACY_POOLING_KEYS.items() if cfg.get(key, False)]
         if not modes:
-            raise ValueError(f"{source}: no pooling mode is enabled")
-        return cls(dim, modes, include_prompt=bool(cfg.get("include_prompt", True)))
+            raise CheckpointError(f"{source}: no pooling mode is enabled")
+        try:
+            return cls(dim, modes, include_prompt=bool(cfg.get("include_prompt", True)))
+        except ValueError as exc:
+            raise CheckpointError(f"{source}: {exc}") from exc
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, modes={self.modes}, include_prompt={self.include_prompt}"
@@ -129,9 +142,20 @@ DENSE_ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 
 class Dense(nn.Module):
-    """Linear projection plus activation on sentence embeddings: `[n, in] -> [n, out]`."""
+    """Linear projection plus activation on sentence embeddings: `[n, in] -> [n, out]`.
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, activation: str | None = None):
+    `use_residual=True` (sentence-transformers 6) adds the input back: `act(linear(x)) + x`, or `+ residual(x)`
+    through a bias-free `Linear(in, out)` when the widths differ.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        activation: str | None = None,
+        use_residual: bool = False,
+    ):
         super().__init__()
         activation = activation or "torch.nn.modules.activation.Tanh"
         if activation not in DENSE_ACTIVATIONS:
@@ -141,29 +165,59 @@ class Dense(nn.Module):
         self.linear = nn.Linear(in_features, out_features, bias=bias)
         self.activation_name = activation
         self.activation = DENSE_ACTIVATIONS[activation]()
+        self.use_residual = bool(use_residual)
+        if self.use_residual and in_features != out_features:
+            self.residual = nn.Linear(in_features, out_features, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.activation(self.linear(x))
+        out = self.activation(self.linear(x))  # [n, out]
+        if self.use_residual:
+            out = out + (self.residual(x) if hasattr(self, "residual") else x)
+        return out
 
     @property
     def output_dim(self) -> int:
         return self.linear.out_features
 
     def config(self) -> dict[str, Any]:
-        return {
+        """`N_Dense/config.json`; `use_residual` only when on (sentence-transformers before 6 refuse the key)."""
+        cfg = {
             "in_features": self.linear.in_features,
             "out_features": self.linear.out_features,
             "bias": self.linear.bias is not None,
             "activation_function": self.activation_name,
         }
+        if self.use_residual:
+            cfg["use_residual"] = True
+        return cfg
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> Dense:
-        return cls(cfg["in_features"], cfg["out_features"], cfg.get("bias", True), cfg.get("activation_function"))
+    def from_config(cls, cfg: dict[str, Any], source: str = "2_Dense/config.json") -> Dense:
+        """A Dense from its config; unknown keys and inputs other than the sentence embedding are refused."""
+        check_module_config(cfg, DENSE_KEYS, source)
+        for key in ("in_features", "out_features"):
+            if not isinstance(cfg.get(key), int) or isinstance(cfg.get(key), bool) or cfg[key] < 1:
+                raise CheckpointError(f"{source}: {key} must be a positive int, got {cfg.get(key)!r}")
+        try:
+            return cls(
+                cfg["in_features"],
+                cfg["out_features"],
+                bool(cfg.get("bias", True)),
+                cfg.get("activation_function"),
+                use_residual=bool(cfg.get("use_residual", False)),
+            )
+        except ValueError as exc:
+            raise CheckpointError(f"{source}: {exc}") from exc
 
 
 class Normalize(nn.Module):
     """L2-normalise sentence embeddings: `[n, d] -> [n, d]`."""
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], source: str = "2_Normalize/config.json") -> Normalize:
+        """sentence-transformers 6 writes the feature it normalizes; kosim normalizes the sentence embedding only."""
+        check_module_config(cfg, NORMALIZE_KEYS, source)
+        return cls()
 
     def forward(self, x: Tensor) -> Tensor:
         return F.normalize(x, p=2, dim=-1)

@@ -16,6 +16,7 @@ from torch import nn
 from kosim.nn import HFEncoder, TransformerEncoder, is_native, load_encoder
 from kosim.nn.loading import SAFETENSORS, check_weights, read_state_dict, to_hf_state_dict
 from kosim.pooling import Dense, Normalize, Pooling
+from kosim.similarity import resolve_similarity
 from kosim.st_format import (
     HF_CONFIG,
     MODULE_CONFIG,
@@ -50,11 +51,37 @@ def _load_encoder(transformer_dir: Path, trust_remote_code: bool) -> nn.Module:
 
 
 def _load_dense(path: Path) -> Dense:
-    dense = Dense.from_config(read_json(path / MODULE_CONFIG))
+    dense = Dense.from_config(read_json(path / MODULE_CONFIG), source=str(path / MODULE_CONFIG))
     state = read_state_dict(path)
     check_weights(state, path)
+    missing = sorted(set(dense.state_dict()) - set(state))
+    unexpected = sorted(set(state) - set(dense.state_dict()))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: Dense weights do not match {path / MODULE_CONFIG} (missing {missing}, unexpected {unexpected})"
+        )
     dense.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     return dense
+
+
+def _read_st_config(model_dir: Path) -> dict[str, Any]:
+    """`config_sentence_transformers.json`'s prompts, default prompt and similarity, checked against each other."""
+    path = model_dir / ST_CONFIG
+    cfg = _optional_json(path)
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    prompts = cfg.get("prompts") or {}
+    if not isinstance(prompts, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in prompts.items()):
+        raise CheckpointError(f"{path}: 'prompts' must map names to prompt strings")
+    default = cfg.get("default_prompt_name")
+    if default is not None and default not in prompts:
+        raise CheckpointError(f"{path}: default_prompt_name {default!r} is not one of the prompts {sorted(prompts)}")
+    similarity = cfg.get("similarity_fn_name") or "cosine"
+    try:
+        similarity = resolve_similarity(similarity)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: similarity_fn_name: {exc}") from exc
+    return {"similarity_fn_name": similarity, "prompts": prompts, "default_prompt_name": default}
 
 
 def read_directory(model_dir: Path, trust_remote_code: bool = False) -> dict[str, Any]:
@@ -64,7 +91,7 @@ def read_directory(model_dir: Path, trust_remote_code: bool = False) -> dict[str
     capped at 512.
     """
     modules = read_modules(model_dir)
-    st_cfg = _optional_json(model_dir / ST_CONFIG)
+    st_cfg = _read_st_config(model_dir)
     transformer_dir = modules[0][1] if modules else model_dir
     sbert = _optional_json(transformer_dir / SBERT_CONFIG)
     encoder = _load_encoder(transformer_dir, trust_remote_code)
@@ -80,8 +107,9 @@ def read_directory(model_dir: Path, trust_remote_code: bool = False) -> dict[str
             pooling = Pooling.from_config(read_json(path / MODULE_CONFIG), source=str(path / MODULE_CONFIG))
         elif kind == "dense":
             post.append(_load_dense(path))
-        elif kind == "normalize":
-            post.append(Normalize())
+        elif kind == "normalize":  # sentence-transformers before 6 write an empty folder
+            cfg = _optional_json(path / MODULE_CONFIG)
+            post.append(Normalize.from_config(cfg, source=str(path / MODULE_CONFIG)))
         else:
             raise CheckpointError(f"{model_dir / MODULES_JSON}: a second Transformer module is not supported")
     return {
@@ -89,9 +117,7 @@ def read_directory(model_dir: Path, trust_remote_code: bool = False) -> dict[str
         "tokenizer": tokenizer,
         "pooling": pooling,
         "post": post,
-        "similarity_fn_name": st_cfg.get("similarity_fn_name") or "cosine",
-        "prompts": st_cfg.get("prompts") or {},
-        "default_prompt_name": st_cfg.get("default_prompt_name"),
+        **st_cfg,
     }
 
 
@@ -124,6 +150,10 @@ def _write_post(module: nn.Module, out: Path, sub: str) -> None:
 
 def write_directory(model: SentenceEncoder, out: Path, model_card: str | None = None) -> Path:
     """Write `model` as a sentence-transformers 3.x directory (and `README.md` when a card is given)."""
+    if model.default_prompt_name is not None and model.default_prompt_name not in model.prompts:
+        raise ValueError(  # `prompts` is a plain dict: an entry removed after `default_prompt_name` was set
+            f"default_prompt_name {model.default_prompt_name!r} is not one of the model's prompts {sorted(model.prompts)}"
+        )
     out.mkdir(parents=True, exist_ok=True)
     _write_transformer(model, out)
     write_json(

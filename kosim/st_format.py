@@ -36,6 +36,47 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded exactly: missing or unexpected weights, bad files."""
 
 
+# The keys each module config may hold (sentence-transformers 2.x to 6.x): anything else is refused at load, since
+# an option kosim does not implement would silently change the embeddings.
+POOLING_KEYS = (
+    "word_embedding_dimension",
+    "embedding_dimension",
+    "pooling_mode",
+    "include_prompt",
+    *LEGACY_POOLING_KEYS,
+)
+DENSE_KEYS = (
+    "in_features",
+    "out_features",
+    "bias",
+    "activation_function",
+    "use_residual",
+    "module_input_name",
+    "module_output_name",
+)
+NORMALIZE_KEYS = ("module_input_name", "module_output_name")
+SENTENCE_EMBEDDING = "sentence_embedding"  # the feature Dense and Normalize act on by default
+
+
+def check_module_config(cfg: Any, allowed: tuple[str, ...], source: str) -> dict[str, Any]:
+    """`cfg` if it is a dict of `allowed` keys reading and writing the sentence embedding, else a CheckpointError
+    naming `source` and the key."""
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{source}: expected a JSON object, got {type(cfg).__name__}")
+    for key in cfg:
+        if key not in allowed:
+            raise CheckpointError(
+                f"{source}: config key {key!r} is not supported by kosim (supported: {', '.join(allowed)})"
+            )
+    for key in ("module_input_name", "module_output_name"):
+        if cfg.get(key) not in (None, SENTENCE_EMBEDDING):
+            raise CheckpointError(
+                f"{source}: {key}={cfg[key]!r} is not supported by kosim (only {SENTENCE_EMBEDDING!r}: the module "
+                "must act on the sentence embedding)"
+            )
+    return cfg
+
+
 def read_json(path: Path) -> Any:
     """Parse a JSON config file (data only), naming the file on error."""
     try:

@@ -25,6 +25,7 @@ class TextTokenizer:
             raise ValueError("the tokenizer has no pad token")
         self._backend = None  # private copy of the Rust tokenizer, see `_fast_backend`
         self._backend_key = None
+        self._backend_source = None
 
     @property
     def pad_token_id(self) -> int:
@@ -39,30 +40,32 @@ class TextTokenizer:
 
         Calling it directly gives the ids `self.hf(texts, truncation=True, max_length=...)` gives, without the
         transformers wrapper's per-call work (and without computing offsets), and without touching the
-        truncation/padding state of the shared `self.hf`.
+        truncation/padding state of the shared `self.hf`. The copy is rebuilt whenever the tokenizer changes
+        (`add_tokens`, a new normalizer, pre-tokenizer or post-processor), so kosim tokenizes as `save()` writes.
         """
         backend = getattr(self.hf, "backend_tokenizer", None) if getattr(self.hf, "is_fast", False) else None
         if backend is None:
             return None
         key = (
-            id(backend),
+            _backend_state(backend),
             self.max_seq_length,
             getattr(self.hf, "truncation_side", "right"),
             bool(getattr(self.hf, "split_special_tokens", False)),
         )
-        if self._backend is None or self._backend_key != key:
+        if self._backend is None or self._backend_source is not backend or self._backend_key != key:
             from tokenizers import Tokenizer
 
             tok = Tokenizer.from_str(backend.to_str())
             tok.no_padding()
             tok.enable_truncation(self.max_seq_length, stride=0, strategy="longest_first", direction=key[2])
             tok.encode_special_tokens = key[3]
-            self._backend, self._backend_key = tok, key
+            # the source is held (not its id): a freed tokenizer's id can be reused by a new one
+            self._backend, self._backend_key, self._backend_source = tok, key, backend
         return self._backend
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_backend"] = state["_backend_key"] = None  # rebuilt on demand
+        state["_backend"] = state["_backend_key"] = state["_backend_source"] = None  # rebuilt on demand
         return state
 
     def __call__(self, texts: Sequence[str]) -> list[list[int]]:
@@ -127,6 +130,15 @@ class TextTokenizer:
     def save(self, out_dir: Path) -> None:
         self.hf.model_max_length = self.max_seq_length
         self.hf.save_pretrained(str(out_dir))
+
+
+def _backend_state(backend) -> tuple:
+    """A cheap fingerprint (~10 us) of what a `tokenizers.Tokenizer` does to text: vocabulary size, added tokens,
+    and the serialized normalizer / pre-tokenizer / post-processor (the full `to_str()` costs milliseconds)."""
+    parts = [backend.get_vocab_size(with_added_tokens=False), repr(backend.get_added_tokens_decoder())]
+    for component in (backend.normalizer, backend.pre_tokenizer, backend.post_processor):
+        parts.append(None if component is None else component.__getstate__())
+    return tuple(parts)
 
 
 def _load_error(model_dir: Path, exc: Exception) -> CheckpointError:
