@@ -219,10 +219,12 @@ def encode_guide_table(
     if max_seq_length is not None:
         guide.max_seq_length = min(int(max_seq_length), previous)
     try:
-        table = guide.encode(list(texts), batch_size=batch_size, dtype=dtype, to="torch", progress=progress)
+        table = guide.encode(
+            list(texts), batch_size=batch_size, dtype=dtype, to="torch", device="cpu", progress=progress
+        )
     finally:
         guide.max_seq_length = previous
-    return table.reshape(len(texts), guide.embedding_dim)
+    return table.reshape(len(texts), -1)  # [texts, guide dim] (the guide's truncate_dim, if it has one)
 
 
 class GuideTable:
