@@ -215,3 +215,15 @@ def test_group_by_label_batches_train_a_batch_hard_triplet_loss(no_dropout_dir, 
     )
     losses = [r["loss"] for r in trainer.log_history if "loss" in r]
     assert len(losses) == 4 and all(np.isfinite(losses))
+
+
+def test_raw_korsts_scores_with_cosine_similarity_loss_warn(no_dropout_dir, tmp_path):
+    """KorSTS's raw 0-5 scores given to CosineSimilarityLoss (a cosine target in [-1, 1]) warn with the range."""
+    from kosim.data import korsts_path
+
+    raw = ColumnDataset.from_tsv(korsts_path("dev"), columns=["sentence1", "sentence2"], label="score").head(16)
+    assert float(np.max(raw.labels)) > 1.0
+    with pytest.warns(UserWarning, match=r"labels range over \[.*\] but CosineSimilarityLoss expects .*scale them"):
+        _train(
+            no_dropout_dir, tmp_path / "raw", raw, CosineSimilarityLoss(), per_device_train_batch_size=8, max_steps=1
+        )
