@@ -172,7 +172,7 @@ class SentenceTransformer(SentenceEncoder):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
         as_tensor = bool(convert_to_tensor) or not convert_to_numpy
-        core.setdefault("to", "torch" if as_tensor else "numpy")
+        core.setdefault("to", "torch" if as_tensor or output_value == "token_embeddings" else "numpy")
         core.setdefault("normalize", bool(normalize_embeddings))
         if show_progress_bar is not None:
             core.setdefault("progress", bool(show_progress_bar))
