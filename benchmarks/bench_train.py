@@ -484,6 +484,9 @@ def main() -> None:
                         contention_mean=float(np.mean(r["contention_cores"])),
                     )
                     results.append(r)
+                    keep = ("lib", "model", "dtype", "batch_size", "median_step_s", "triplets_per_s", "peak_rss_mb")
+                    partial = {k: r[k] for k in keep} | {"peak_fraction_so_far": r["peak_fraction"]}
+                    print("done: " + json.dumps(partial), file=sys.stderr, flush=True)  # kept if the run is cut short
         peak_after = {d: matmul_peak(t, before_each=quiet, device=args.device)[0] for d, t in peak_dtypes.items()}
         for d in peak:  # the better of the two measurements: contention only ever lowers it
             if peak_after[d] > peak[d]:
