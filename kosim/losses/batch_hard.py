@@ -70,7 +70,7 @@ def _class_labels(labels: Tensor | None, batch: int, name: str, device: torch.de
 class _BatchTripletLoss(nn.Module):
     """One text column and ``[batch]`` labels in, the ``[b, b]`` distance matrix and label masks out."""
 
-    def __init__(self, distance_metric: str, margin: float | None) -> None:
+    def __init__(self, distance_metric: str = "euclidean", margin: float | None = 5.0) -> None:
         super().__init__()
         self.distance_metric = resolve_distance(distance_metric, BATCH_DISTANCES, "distance_metric")
         self.distance_fct = BATCH_DISTANCES[self.distance_metric]
@@ -114,9 +114,6 @@ class BatchHardTripletLoss(_BatchTripletLoss):
         margin: the hinge's margin.
     """
 
-    def __init__(self, distance_metric: str = "euclidean", margin: float = 5.0) -> None:
-        super().__init__(distance_metric, margin)
-
     def forward(self, embeddings: list[Tensor], labels: Tensor | None = None, text_ids: Any = None) -> Tensor:
         """Scalar loss from one ``[batch, dim]`` column and ``[batch]`` class labels."""
         hardest_positive, hardest_negative = _hardest(*self._inputs(embeddings, labels))
@@ -148,9 +145,6 @@ class BatchSemiHardTripletLoss(_BatchTripletLoss):
         margin: the hinge's margin.
     """
 
-    def __init__(self, distance_metric: str = "euclidean", margin: float = 5.0) -> None:
-        super().__init__(distance_metric, margin)
-
     def forward(self, embeddings: list[Tensor], labels: Tensor | None = None, text_ids: Any = None) -> Tensor:
         """Scalar loss from one ``[batch, dim]`` column and ``[batch]`` class labels."""
         distances, same, positive_pair = self._inputs(embeddings, labels)
@@ -179,9 +173,6 @@ class BatchAllTripletLoss(_BatchTripletLoss):
         distance_metric: ``"euclidean"`` (default), ``"squared_euclidean"`` or ``"cosine"``.
         margin: the hinge's margin.
     """
-
-    def __init__(self, distance_metric: str = "euclidean", margin: float = 5.0) -> None:
-        super().__init__(distance_metric, margin)
 
     def forward(self, embeddings: list[Tensor], labels: Tensor | None = None, text_ids: Any = None) -> Tensor:
         """Scalar loss from one ``[batch, dim]`` column and ``[batch]`` class labels."""
