@@ -27,11 +27,12 @@ def autocast(device: torch.device, dtype: str | torch.dtype | None):
 # Where Linux lists the CPU's feature flags; a module constant so tests can point it at a fake file.
 CPUINFO_PATH = "/proc/cpuinfo"
 
-# x86 feature flags (as /proc/cpuinfo spells them) of instructions that compute with bf16 in hardware: AMX tiles,
-# AVX-512 BF16 dot products, AVX-NE-CONVERT. AVX-512 alone is not enough: oneDNN then *emulates* bf16 (measured on a
-# Xeon with AVX-512 + VNNI but none of these: bf16 matmul 68 GFLOP/s vs float32 293), and AVX2-only CPUs such as
-# AMD Zen 3 fall back to a scalar kernel 200-500x slower than float32 (benchmarks/RESULTS.md).
-NATIVE_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16", "avx_ne_convert"})
+# x86 feature flags (as /proc/cpuinfo spells them) of a CPU where bf16 matmuls beat float32: AMX tiles only.
+# AVX-512 alone makes oneDNN *emulate* bf16 (measured on a Xeon with AVX-512 + VNNI: bf16 matmul 68 GFLOP/s vs float32
+# 293); AVX-512 BF16 dot products without AMX still lose (measured on a Xeon with avx512_bf16 + avx512_fp16, no AMX:
+# bf16 0.16-0.17 TFLOP/s vs float32 0.27-0.32, and a bf16 training step 1.27x slower); AVX2-only CPUs such as AMD
+# Zen 3 fall back to a scalar kernel 200-500x slower than float32 (benchmarks/RESULTS.md).
+NATIVE_BF16_FLAGS = frozenset({"amx_bf16"})
 
 
 def cpu_flags(cpuinfo: str) -> frozenset[str] | None:
@@ -45,7 +46,7 @@ def cpu_flags(cpuinfo: str) -> frozenset[str] | None:
 
 
 def flags_have_native_bf16(flags: Iterable[str]) -> bool:
-    """Whether a CPU with these x86 feature flags computes bf16 in hardware (any of ``NATIVE_BF16_FLAGS``)."""
+    """Whether a CPU with these x86 feature flags runs bf16 matmuls faster than float32 (``NATIVE_BF16_FLAGS``)."""
     return not NATIVE_BF16_FLAGS.isdisjoint(flags)
 
 
@@ -75,8 +76,8 @@ def _cpu_has_native_bf16() -> bool:
 
 
 def bf16_is_fast(device: torch.device | str) -> bool:
-    """Whether bf16 matmuls run natively (faster than float32) on `device`: CUDA with bf16 support, or a CPU
-    with AMX / AVX-512 BF16 / AVX-NE-CONVERT (not AVX-512 alone, which only emulates bf16). The one answer for
+    """Whether bf16 matmuls run faster than float32 on `device`: CUDA with bf16 support, or a CPU with AMX (not
+    AVX-512 BF16 without AMX, measured slower than float32, nor AVX-512 alone, which only emulates bf16). The one answer for
     training's `bf16="auto"` and the benchmarks' default dtypes."""
     device = torch.device(device)
     if device.type == "cuda":
