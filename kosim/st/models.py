@@ -63,9 +63,8 @@ class Transformer(nn.Module):
         super().__init__()
         for name in kwargs:
             if name not in _TRANSFORMER_OPTIONS:
-                raise TypeError(
-                    f"Transformer() got an unexpected argument {name!r}{did_you_mean(name, _TRANSFORMER_OPTIONS)}"
-                )
+                choices = (*_TRANSFORMER_OPTIONS, "max_seq_length", "do_lower_case", "tokenizer_name_or_path")
+                raise TypeError(f"Transformer() got an unexpected argument {name!r}{did_you_mean(name, choices)}")
         options = {
             "max_seq_length": max_seq_length,
             "do_lower_case": do_lower_case,
