@@ -56,6 +56,9 @@ DENSE_KEYS = (
 )
 NORMALIZE_KEYS = ("module_input_name", "module_output_name")
 SENTENCE_EMBEDDING = "sentence_embedding"  # the feature Dense and Normalize act on by default
+BOOLEAN_KEYS = ("include_prompt", "bias", "use_residual", *LEGACY_POOLING_KEYS)
+# a modules.json entry: `kwargs` names encode() arguments handed to the module, which kosim's modules take none of
+MODULE_ENTRY_KEYS = ("idx", "name", "path", "type", "kwargs")
 
 # `config_sentence_transformers.json`: the keys sentence-transformers 2.x to 6.x write; any other is refused
 ST_CONFIG_KEYS = ("__version__", "model_type", "prompts", "default_prompt_name", "similarity_fn_name", "truncate_dim")
@@ -152,6 +155,9 @@ def check_module_config(cfg: Any, allowed: tuple[str, ...], source: str) -> dict
             raise CheckpointError(
                 f"{source}: config key {key!r} is not supported by kosim (supported: {', '.join(allowed)})"
             )
+    for key in BOOLEAN_KEYS:
+        if key in cfg and type(cfg[key]) is not bool:
+            raise CheckpointError(f"{source}: {key} must be true or false, got {cfg[key]!r}")
     for key in ("module_input_name", "module_output_name"):
         if cfg.get(key) not in (None, SENTENCE_EMBEDDING):
             raise CheckpointError(
@@ -216,6 +222,11 @@ def read_modules(model_dir: Path) -> list[tuple[str, Path]] | None:
     for i, entry in enumerate(sorted(entries, key=lambda e: e.get("idx", 0))):
         if "type" not in entry:
             raise CheckpointError(f"{path}: module {i} has no 'type'")
+        for key in entry:
+            if key not in MODULE_ENTRY_KEYS:
+                raise CheckpointError(f"{path}: module {i}: key {key!r} is not supported by kosim")
+        if entry.get("kwargs"):
+            raise CheckpointError(f"{path}: module {i}: kwargs={entry['kwargs']!r} is not supported by kosim")
         modules.append((module_kind(entry["type"], path), module_dir(model_dir, entry.get("path", ""), path)))
     if modules[0][0] != "transformer":
         raise CheckpointError(f"{path}: the first module must be a Transformer, got {modules[0][0]}")

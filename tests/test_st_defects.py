@@ -111,6 +111,9 @@ def _edit_config(path, **changes) -> None:
         ("1_Pooling", {"pooling_dropout": 0.1}, "config key 'pooling_dropout'"),
         ("3_Normalize", {"module_input_name": "token_embeddings"}, "module_input_name='token_embeddings'"),
         ("3_Normalize", {"p": 1}, "config key 'p'"),
+        ("1_Pooling", {"include_prompt": "false"}, "include_prompt must be true or false"),
+        ("2_Dense", {"bias": 0}, "bias must be true or false"),
+        ("2_Dense", {"use_residual": "yes"}, "use_residual must be true or false"),
     ],
 )
 def test_unsupported_module_config_is_refused_naming_file_and_key(bert_dir, tmp_path, module, changes, message):
@@ -267,3 +270,20 @@ def test_unsupported_model_config_is_refused(st_saved, tmp_path, changes, messag
     _edit_config(model_dir / "config_sentence_transformers.json", **changes)
     with pytest.raises(CheckpointError, match=rf"config_sentence_transformers.json: {message}"):
         SentenceEncoder.load(model_dir)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [({"kwargs": ["task"]}, r"module 1: kwargs=\['task'\]"), ({"device": "cpu"}, "module 1: key 'device'")],
+)
+def test_unsupported_modules_json_entry_is_refused(st_saved, tmp_path, changes, message):
+    model_dir = _copy(st_saved, tmp_path)
+    entries = json.loads((model_dir / "modules.json").read_text())
+    entries[1].update(changes)
+    (model_dir / "modules.json").write_text(json.dumps(entries))
+    with pytest.raises(CheckpointError, match=rf"modules.json: {message} is not supported"):
+        SentenceEncoder.load(model_dir)
+    entries[1]["kwargs"] = []  # what sentence-transformers writes for a module without encode arguments
+    entries[1].pop("device", None)
+    (model_dir / "modules.json").write_text(json.dumps(entries))
+    SentenceEncoder.load(model_dir)
