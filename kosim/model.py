@@ -383,10 +383,14 @@ class SentenceEncoder(nn.Module):
         A hub id is fetched through the huggingface_hub cache (honouring HF_HUB_OFFLINE). A plain transformers
         checkpoint gets mean pooling and `max_seq_length` from its tokenizer, capped at 512. Training switches
         the model to training mode itself (`Trainer`), as in sentence-transformers. `truncate_dim` sets
-        `model.truncate_dim` (the default of `encode`; not saved, as in sentence-transformers).
+        `model.truncate_dim` (the default of `encode`), over the one saved in the directory (saved when set, as
+        sentence-transformers 6 does).
         """
         model_dir = resolve_model_dir(name_or_path, trust_remote_code=trust_remote_code)
-        model = cls(**read_directory(model_dir, trust_remote_code=trust_remote_code), truncate_dim=truncate_dim).eval()
+        parts = read_directory(model_dir, trust_remote_code=trust_remote_code)
+        if truncate_dim is not None:  # the caller's wins over the saved one
+            parts["truncate_dim"] = truncate_dim
+        model = cls(**parts).eval()
         return model.to(device) if device is not None else model
 
     def save(self, path: str | os.PathLike, model_card: str | None = None) -> Path:

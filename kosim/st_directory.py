@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from kosim.nn import HFEncoder, TransformerEncoder, is_native, load_encoder
+from kosim.nn import HFEncoder, TransformerEncoder, is_native
+from kosim.nn import load_encoder as load_native_encoder
 from kosim.nn.loading import SAFETENSORS, check_weights, read_state_dict, to_hf_state_dict
 from kosim.pooling import Dense, Normalize, Pooling
 from kosim.similarity import resolve_similarity
@@ -23,9 +24,12 @@ from kosim.st_format import (
     MODULES_JSON,
     SBERT_CONFIG,
     ST_CONFIG,
+    ST_CONFIG_KEYS,
+    ST_MODEL_TYPE,
     CheckpointError,
     read_json,
     read_modules,
+    read_transformer_config,
     versions,
     write_json,
     write_modules,
@@ -40,13 +44,13 @@ def _optional_json(path: Path) -> dict[str, Any]:
     return read_json(path) if path.is_file() else {}
 
 
-def _load_encoder(transformer_dir: Path, trust_remote_code: bool) -> nn.Module:
+def load_encoder(transformer_dir: Path, trust_remote_code: bool = False) -> nn.Module:
     """kosim's own encoder for the architectures it implements, transformers' AutoModel otherwise."""
     if not (transformer_dir / HF_CONFIG).is_file():
         raise CheckpointError(f"{transformer_dir} has no {HF_CONFIG}")
     hf_config = read_json(transformer_dir / HF_CONFIG)
     if is_native(hf_config):
-        return load_encoder(transformer_dir, hf_config)
+        return load_native_encoder(transformer_dir, hf_config)
     return HFEncoder.load(transformer_dir, trust_remote_code=trust_remote_code)
 
 
@@ -65,11 +69,19 @@ def _load_dense(path: Path) -> Dense:
 
 
 def _read_st_config(model_dir: Path) -> dict[str, Any]:
-    """`config_sentence_transformers.json`'s prompts, default prompt and similarity, checked against each other."""
+    """`config_sentence_transformers.json`'s prompts, default prompt, similarity and truncation, checked against
+    each other; a key kosim does not know, or another model type (a SparseEncoder, a CrossEncoder), is refused."""
     path = model_dir / ST_CONFIG
     cfg = _optional_json(path)
     if not isinstance(cfg, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
+    for key in cfg:
+        if key not in ST_CONFIG_KEYS:
+            raise CheckpointError(
+                f"{path}: config key {key!r} is not supported by kosim (supported: {', '.join(ST_CONFIG_KEYS)})"
+            )
+    if cfg.get("model_type", ST_MODEL_TYPE) != ST_MODEL_TYPE:
+        raise CheckpointError(f"{path}: model_type {cfg['model_type']!r} is not supported (only {ST_MODEL_TYPE!r})")
     prompts = cfg.get("prompts") or {}
     if not isinstance(prompts, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in prompts.items()):
         raise CheckpointError(f"{path}: 'prompts' must map names to prompt strings")
@@ -81,7 +93,33 @@ def _read_st_config(model_dir: Path) -> dict[str, Any]:
         similarity = resolve_similarity(similarity)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: similarity_fn_name: {exc}") from exc
-    return {"similarity_fn_name": similarity, "prompts": prompts, "default_prompt_name": default}
+    truncate_dim = cfg.get("truncate_dim")
+    if truncate_dim is not None and (type(truncate_dim) is not int or truncate_dim < 1):
+        raise CheckpointError(f"{path}: truncate_dim must be a positive int or null, got {truncate_dim!r}")
+    return {
+        "similarity_fn_name": similarity,
+        "prompts": prompts,
+        "default_prompt_name": default,
+        "truncate_dim": truncate_dim,
+    }
+
+
+def load_transformer(
+    transformer_dir: Path,
+    max_seq_length: int | None = None,
+    do_lower_case: bool = False,
+    trust_remote_code: bool = False,
+    tokenizer_dir: Path | None = None,
+) -> tuple[nn.Module, TextTokenizer]:
+    """The encoder and tokenizer of a transformers checkpoint (the tokenizer from `tokenizer_dir` if given)."""
+    encoder = load_encoder(transformer_dir, trust_remote_code)
+    tokenizer = TextTokenizer.load(
+        tokenizer_dir or transformer_dir,
+        max_seq_length=max_seq_length,
+        do_lower_case=do_lower_case,
+        position_limit=encoder.max_sequence_length,
+    )
+    return encoder, tokenizer
 
 
 def read_directory(model_dir: Path, trust_remote_code: bool = False) -> dict[str, Any]:
@@ -93,14 +131,8 @@ def read_directory(model_dir: Path, trust_remote_code: bool = False) -> dict[str
     modules = read_modules(model_dir)
     st_cfg = _read_st_config(model_dir)
     transformer_dir = modules[0][1] if modules else model_dir
-    sbert = _optional_json(transformer_dir / SBERT_CONFIG)
-    encoder = _load_encoder(transformer_dir, trust_remote_code)
-    tokenizer = TextTokenizer.load(
-        transformer_dir,
-        max_seq_length=sbert.get("max_seq_length"),
-        do_lower_case=bool(sbert.get("do_lower_case", False)),
-        position_limit=encoder.max_sequence_length,
-    )
+    options = read_transformer_config(transformer_dir)
+    encoder, tokenizer = load_transformer(transformer_dir, trust_remote_code=trust_remote_code, **options)
     pooling, post = None, []
     for kind, path in (modules or [])[1:]:
         if kind == "pooling":
@@ -156,16 +188,16 @@ def write_directory(model: SentenceEncoder, out: Path, model_card: str | None = 
         )
     out.mkdir(parents=True, exist_ok=True)
     _write_transformer(model, out)
-    write_json(
-        out / ST_CONFIG,
-        {
-            "__version__": versions(),
-            "prompts": model.prompts,
-            "default_prompt_name": model.default_prompt_name,
-            "similarity_fn_name": model.similarity_fn_name,
-            "model_type": "SentenceTransformer",
-        },
-    )
+    st_config = {
+        "__version__": versions(),
+        "prompts": model.prompts,
+        "default_prompt_name": model.default_prompt_name,
+        "similarity_fn_name": model.similarity_fn_name,
+        "model_type": ST_MODEL_TYPE,
+    }
+    if model.truncate_dim is not None:  # as sentence-transformers 6 saves it (earlier releases ignore the key)
+        st_config["truncate_dim"] = model.truncate_dim
+    write_json(out / ST_CONFIG, st_config)
     layout = [("transformer", ""), ("pooling", "1_Pooling")]
     write_json(out / "1_Pooling" / MODULE_CONFIG, model.pooling.config())
     for i, module in enumerate(model.post, start=2):

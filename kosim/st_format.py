@@ -56,6 +56,93 @@ DENSE_KEYS = (
 )
 NORMALIZE_KEYS = ("module_input_name", "module_output_name")
 SENTENCE_EMBEDDING = "sentence_embedding"  # the feature Dense and Normalize act on by default
+BOOLEAN_KEYS = ("include_prompt", "bias", "use_residual", *LEGACY_POOLING_KEYS)
+# a modules.json entry: `kwargs` names encode() arguments handed to the module, which kosim's modules take none of
+MODULE_ENTRY_KEYS = ("idx", "name", "path", "type", "kwargs")
+
+# `config_sentence_transformers.json`: the keys sentence-transformers 2.x to 6.x write; any other is refused
+ST_CONFIG_KEYS = ("__version__", "model_type", "prompts", "default_prompt_name", "similarity_fn_name", "truncate_dim")
+ST_MODEL_TYPE = "SentenceTransformer"
+
+# The Transformer module's config: `sentence_bert_config.json`, or one of the older names sentence-transformers
+# still reads (the first that exists is used, in this order).
+SBERT_CONFIG_NAMES = (
+    SBERT_CONFIG,
+    "sentence_roberta_config.json",
+    "sentence_distilbert_config.json",
+    "sentence_camembert_config.json",
+    "sentence_albert_config.json",
+    "sentence_xlm-roberta_config.json",
+    "sentence_xlnet_config.json",
+)
+# Its keys (sentence-transformers 2.x to 6.x): kosim acts on `max_seq_length` and `do_lower_case`; every other
+# key is accepted only at a value that leaves the embeddings as kosim computes them (key -> accepted values).
+TRANSFORMER_TEXT_MODALITY = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
+TRANSFORMER_DEFAULT_ONLY: dict[str, tuple[Any, ...]] = {
+    "transformer_task": ("feature-extraction",),
+    "modality_config": (None, TRANSFORMER_TEXT_MODALITY),
+    "module_output_name": (None, "token_embeddings"),
+    "processing_kwargs": (None, {}),
+    "unpad_inputs": (None, True, False),  # padding only changes speed: kosim never pads
+    "query_length": (None,),
+    "document_length": (None,),
+    "query_expansion": (None,),
+    "backend": ("torch",),
+    "cache_dir": (None,),
+    "tokenizer_name_or_path": (None,),
+}
+# from_pretrained keyword dicts (old and new names): only empty ones, or `trust_remote_code`, which
+# sentence-transformers drops from a config file and kosim takes from the caller
+TRANSFORMER_LOADER_KWARGS = (
+    "model_args",
+    "model_kwargs",
+    "tokenizer_args",
+    "processor_kwargs",
+    "config_args",
+    "config_kwargs",
+)
+TRANSFORMER_KEYS = ("max_seq_length", "do_lower_case", *TRANSFORMER_DEFAULT_ONLY, *TRANSFORMER_LOADER_KWARGS)
+
+
+def check_transformer_config(cfg: Any, source: str, error: type[Exception] = CheckpointError) -> dict[str, Any]:
+    """`{"max_seq_length": int | None, "do_lower_case": bool}` of a Transformer module config (or of the same
+    options given to `kosim.st.models.Transformer`); anything kosim would not honour raises `error` naming
+    `source` and the key."""
+    if not isinstance(cfg, dict):
+        raise error(f"{source}: expected a JSON object, got {type(cfg).__name__}")
+    for key, value in cfg.items():
+        if key not in TRANSFORMER_KEYS:
+            raise error(
+                f"{source}: config key {key!r} is not supported by kosim (supported: {', '.join(TRANSFORMER_KEYS)})"
+            )
+        if key in TRANSFORMER_DEFAULT_ONLY and not any(
+            type(value) is type(ok) and value == ok for ok in TRANSFORMER_DEFAULT_ONLY[key]
+        ):
+            accepted = " or ".join(repr(ok) for ok in TRANSFORMER_DEFAULT_ONLY[key])
+            raise error(f"{source}: {key}={value!r} is not supported by kosim (only {accepted})")
+        if key in TRANSFORMER_LOADER_KWARGS and not (
+            value is None or (isinstance(value, dict) and set(value) <= {"trust_remote_code"})
+        ):
+            raise error(
+                f"{source}: {key}={value!r} is not supported by kosim (from_pretrained options other than "
+                "trust_remote_code would change the loaded model)"
+            )
+    max_seq_length = cfg.get("max_seq_length")
+    if max_seq_length is not None and (type(max_seq_length) is not int or max_seq_length < 2):
+        raise error(f"{source}: max_seq_length must be an int >= 2 or null, got {max_seq_length!r}")
+    do_lower_case = cfg.get("do_lower_case", False)
+    if type(do_lower_case) is not bool:
+        raise error(f"{source}: do_lower_case must be true or false, got {do_lower_case!r}")
+    return {"max_seq_length": max_seq_length, "do_lower_case": do_lower_case}
+
+
+def read_transformer_config(transformer_dir: Path) -> dict[str, Any]:
+    """`check_transformer_config` of the Transformer module's config file; the defaults when there is none."""
+    for name in SBERT_CONFIG_NAMES:
+        path = transformer_dir / name
+        if path.is_file():
+            return check_transformer_config(read_json(path), str(path))
+    return check_transformer_config({}, str(transformer_dir / SBERT_CONFIG))
 
 
 def check_module_config(cfg: Any, allowed: tuple[str, ...], source: str) -> dict[str, Any]:
@@ -68,6 +155,9 @@ def check_module_config(cfg: Any, allowed: tuple[str, ...], source: str) -> dict
             raise CheckpointError(
                 f"{source}: config key {key!r} is not supported by kosim (supported: {', '.join(allowed)})"
             )
+    for key in BOOLEAN_KEYS:
+        if key in cfg and type(cfg[key]) is not bool:
+            raise CheckpointError(f"{source}: {key} must be true or false, got {cfg[key]!r}")
     for key in ("module_input_name", "module_output_name"):
         if cfg.get(key) not in (None, SENTENCE_EMBEDDING):
             raise CheckpointError(
@@ -132,6 +222,11 @@ def read_modules(model_dir: Path) -> list[tuple[str, Path]] | None:
     for i, entry in enumerate(sorted(entries, key=lambda e: e.get("idx", 0))):
         if "type" not in entry:
             raise CheckpointError(f"{path}: module {i} has no 'type'")
+        for key in entry:
+            if key not in MODULE_ENTRY_KEYS:
+                raise CheckpointError(f"{path}: module {i}: key {key!r} is not supported by kosim")
+        if entry.get("kwargs"):
+            raise CheckpointError(f"{path}: module {i}: kwargs={entry['kwargs']!r} is not supported by kosim")
         modules.append((module_kind(entry["type"], path), module_dir(model_dir, entry.get("path", ""), path)))
     if modules[0][0] != "transformer":
         raise CheckpointError(f"{path}: the first module must be a Transformer, got {modules[0][0]}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -110,6 +111,9 @@ def _edit_config(path, **changes) -> None:
         ("1_Pooling", {"pooling_dropout": 0.1}, "config key 'pooling_dropout'"),
         ("3_Normalize", {"module_input_name": "token_embeddings"}, "module_input_name='token_embeddings'"),
         ("3_Normalize", {"p": 1}, "config key 'p'"),
+        ("1_Pooling", {"include_prompt": "false"}, "include_prompt must be true or false"),
+        ("2_Dense", {"bias": 0}, "bias must be true or false"),
+        ("2_Dense", {"use_residual": "yes"}, "use_residual must be true or false"),
     ],
 )
 def test_unsupported_module_config_is_refused_naming_file_and_key(bert_dir, tmp_path, module, changes, message):
@@ -157,3 +161,129 @@ def test_calling_the_model_on_texts_says_what_it_takes(bert_dir):
         model(["text"])
     with pytest.raises(TypeError, match="got str"):
         model("text")
+
+
+# ----------------------------------------------------------------- the Transformer module's config keys
+@pytest.fixture(scope="module")
+def st_saved(bert_dir, tmp_path_factory):
+    """A directory saved by sentence-transformers (its sentence_bert_config.json: transformer_task, ...)."""
+    out = tmp_path_factory.mktemp("st6") / "m"
+    st.SentenceTransformer(str(bert_dir), device="cpu").save(str(out))
+    return out
+
+
+def _copy(src, tmp_path):
+    import shutil
+
+    return shutil.copytree(src, tmp_path / "m")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"transformer_task": "fill-mask"}, "transformer_task='fill-mask'"),
+        ({"module_output_name": "sentence_embedding"}, "module_output_name='sentence_embedding'"),
+        (
+            {"modality_config": {"text": {"method": "forward", "method_output_name": "pooler_output"}}},
+            "modality_config=",
+        ),
+        ({"processing_kwargs": {"text": {"padding": "max_length"}}}, "processing_kwargs="),
+        ({"query_length": 8}, "query_length=8"),
+        ({"document_length": 8}, "document_length=8"),
+        ({"query_expansion": {"strategy": "fixed"}}, "query_expansion="),
+        ({"model_args": {"torch_dtype": "float16"}}, "model_args="),
+        ({"tokenizer_args": {"model_max_length": 8}}, "tokenizer_args="),
+        ({"config_args": {"hidden_act": "relu"}}, "config_args="),
+        ({"model_kwargs": {"attn_implementation": "eager"}}, "model_kwargs="),
+        ({"processor_kwargs": {"do_lower_case": True}}, "processor_kwargs="),
+        ({"config_kwargs": {"num_hidden_layers": 1}}, "config_kwargs="),
+        ({"cache_dir": "/tmp/elsewhere"}, "cache_dir='/tmp/elsewhere'"),
+        ({"backend": "onnx"}, "backend='onnx'"),
+        ({"tokenizer_name_or_path": "klue/bert-base"}, "tokenizer_name_or_path='klue/bert-base'"),
+        ({"pooling_mode": "cls"}, "config key 'pooling_mode'"),
+        ({"max_seq_length": "16"}, "max_seq_length must be an int"),
+        ({"do_lower_case": 1}, "do_lower_case must be true or false"),
+    ],
+)
+def test_unsupported_transformer_config_is_refused_naming_file_and_key(st_saved, tmp_path, changes, message):
+    model_dir = _copy(st_saved, tmp_path)
+    _edit_config(model_dir / "sentence_bert_config.json", **changes)
+    with pytest.raises(CheckpointError, match=rf"sentence_bert_config.json: .*{re.escape(message)}"):
+        SentenceEncoder.load(model_dir)
+
+
+def test_transformer_config_keys_that_change_nothing_load(st_saved, tmp_path):
+    model_dir = _copy(st_saved, tmp_path)
+    _edit_config(
+        model_dir / "sentence_bert_config.json",
+        unpad_inputs=False,
+        processing_kwargs={},
+        model_args={"trust_remote_code": True},  # sentence-transformers drops it from a config file, as kosim does
+        config_kwargs={},
+        backend="torch",
+        max_seq_length=12,
+        do_lower_case=False,
+    )
+    ref = st.SentenceTransformer(str(model_dir), device="cpu")
+    ours = SentenceEncoder.load(model_dir)
+    assert ours.max_seq_length == ref.max_seq_length == 12
+    assert float(np.abs(ours.encode(TEXTS) - ref.encode(TEXTS)).max()) <= 1e-5
+
+
+def test_legacy_transformer_config_file_name_is_read(st_saved, tmp_path):
+    """sentence-transformers also reads sentence_xlm-roberta_config.json (and the other old names)."""
+    model_dir = _copy(st_saved, tmp_path)
+    (model_dir / "sentence_bert_config.json").unlink()
+    _edit_config(model_dir / "sentence_xlm-roberta_config.json", max_seq_length=6, do_lower_case=False)
+    ref = st.SentenceTransformer(str(model_dir), device="cpu")
+    ours = SentenceEncoder.load(model_dir)
+    assert ours.max_seq_length == ref.max_seq_length == 6
+    assert float(np.abs(ours.encode(TEXTS) - ref.encode(TEXTS)).max()) <= 1e-5
+    _edit_config(model_dir / "sentence_xlm-roberta_config.json", model_args={"revision": "main"})
+    with pytest.raises(CheckpointError, match=r"sentence_xlm-roberta_config.json: model_args="):
+        SentenceEncoder.load(model_dir)
+
+
+# ----------------------------------------------------------------- config_sentence_transformers.json keys
+def test_saved_truncate_dim_is_read_and_written(bert_dir, tmp_path):
+    st.SentenceTransformer(str(bert_dir), device="cpu", truncate_dim=8).save(str(tmp_path / "st"))
+    ref = st.SentenceTransformer(str(tmp_path / "st"), device="cpu")
+    ours = SentenceEncoder.load(tmp_path / "st")
+    assert ours.truncate_dim == ref.truncate_dim == 8
+    assert ours.encode(TEXTS).shape == ref.encode(TEXTS).shape == (len(TEXTS), 8)
+    assert float(np.abs(ours.encode(TEXTS) - ref.encode(TEXTS)).max()) <= 1e-5
+    assert SentenceEncoder.load(tmp_path / "st", truncate_dim=4).truncate_dim == 4  # the caller's wins
+    ours.save(tmp_path / "kosim")
+    assert st.SentenceTransformer(str(tmp_path / "kosim"), device="cpu").truncate_dim == 8
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"model_type": "SparseEncoder"}, "model_type 'SparseEncoder' is not supported"),
+        ({"default_task": "query"}, "config key 'default_task'"),
+        ({"truncate_dim": 0}, "truncate_dim must be a positive int"),
+    ],
+)
+def test_unsupported_model_config_is_refused(st_saved, tmp_path, changes, message):
+    model_dir = _copy(st_saved, tmp_path)
+    _edit_config(model_dir / "config_sentence_transformers.json", **changes)
+    with pytest.raises(CheckpointError, match=rf"config_sentence_transformers.json: {message}"):
+        SentenceEncoder.load(model_dir)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [({"kwargs": ["task"]}, r"module 1: kwargs=\['task'\]"), ({"device": "cpu"}, "module 1: key 'device'")],
+)
+def test_unsupported_modules_json_entry_is_refused(st_saved, tmp_path, changes, message):
+    model_dir = _copy(st_saved, tmp_path)
+    entries = json.loads((model_dir / "modules.json").read_text())
+    entries[1].update(changes)
+    (model_dir / "modules.json").write_text(json.dumps(entries))
+    with pytest.raises(CheckpointError, match=rf"modules.json: {message} is not supported"):
+        SentenceEncoder.load(model_dir)
+    entries[1]["kwargs"] = []  # what sentence-transformers writes for a module without encode arguments
+    entries[1].pop("device", None)
+    (model_dir / "modules.json").write_text(json.dumps(entries))
+    SentenceEncoder.load(model_dir)

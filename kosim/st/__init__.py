@@ -9,7 +9,7 @@ kosim.search, kosim.mining); an argument kosim has no equivalent for raises an e
 
 from __future__ import annotations
 
-from kosim.st import evaluation, losses, util
+from kosim.st import evaluation, losses, models, util
 from kosim.st.data import to_column_datasets
 from kosim.st.model import SentenceTransformer
 from kosim.st.readers import InputExample
@@ -21,6 +21,7 @@ __all__ = [
     "SimilarityFunction",
     "evaluation",
     "losses",
+    "models",
     "to_column_datasets",
     "util",
 ]

@@ -20,6 +20,7 @@ from torch import Tensor
 from kosim.model import SentenceEncoder
 from kosim.nn import resolve_model_dir
 from kosim.similarity import resolve_similarity
+from kosim.st.models import encoder_parts
 from kosim.st_directory import read_directory
 from kosim.utils.device import resolve_device
 from kosim.utils.suggest import did_you_mean
@@ -63,8 +64,9 @@ class SentenceTransformer(SentenceEncoder):
     directory (or a plain transformers checkpoint) with kosim's loader; identical embeddings.
 
     `prompts` given here replace the saved ones and `default_prompt_name` must be one of them (a ValueError
-    otherwise, as in sentence-transformers); `device=None` picks CUDA when there is one. `modules=[...]` and the
-    hub / download options (`cache_folder`, `revision`, `token`, `*_kwargs`, `backend`) are refused by name.
+    otherwise, as in sentence-transformers); `device=None` picks CUDA when there is one. `modules=[...]` builds
+    the model from `kosim.st.models` (a Transformer, a Pooling, then Dense / Normalize modules). The hub /
+    download options (`cache_folder`, `revision`, `token`, `*_kwargs`, `backend`) are refused by name.
     """
 
     def __init__(
@@ -86,11 +88,14 @@ class SentenceTransformer(SentenceEncoder):
             kwargs.pop(name, None)
         _refuse(kwargs, "SentenceTransformer()", ("model_name_or_path", "device", "prompts", "truncate_dim"))
         if modules is not None:
-            raise ValueError("SentenceTransformer(modules=[...]) is not supported by kosim.st yet")
-        if model_name_or_path is None:
-            raise ValueError("SentenceTransformer needs model_name_or_path (kosim.st builds no empty model)")
-        model_dir = resolve_model_dir(model_name_or_path, trust_remote_code=trust_remote_code)
-        parts = read_directory(Path(model_dir), trust_remote_code=trust_remote_code)
+            if model_name_or_path is not None:
+                raise ValueError("SentenceTransformer: give model_name_or_path or modules, not both")
+            parts = encoder_parts(modules)
+        elif model_name_or_path is None:
+            raise ValueError("SentenceTransformer needs model_name_or_path or modules (kosim.st builds no empty model)")
+        else:
+            model_dir = resolve_model_dir(model_name_or_path, trust_remote_code=trust_remote_code)
+            parts = read_directory(Path(model_dir), trust_remote_code=trust_remote_code)
         if prompts is not None:
             parts["prompts"] = dict(prompts)
         if default_prompt_name is not None:
@@ -102,8 +107,9 @@ class SentenceTransformer(SentenceEncoder):
             raise ValueError(
                 f"default_prompt_name {name!r} is not one of the prompts {sorted(parts.get('prompts') or {})}"
             )
+        if truncate_dim is not None:  # the caller's wins over a saved one
+            parts["truncate_dim"] = _check_truncate_dim(truncate_dim)
         super().__init__(**parts)
-        self.truncate_dim = _check_truncate_dim(truncate_dim)
         self.eval().to(resolve_device(device))
 
     # ----------------------------------------------------------------- sentence-transformers' attributes
@@ -120,6 +126,8 @@ class SentenceTransformer(SentenceEncoder):
         """The embedding size `encode` returns: the model's, or `truncate_dim` when that is smaller."""
         dim = self.embedding_dim
         return dim if self.truncate_dim is None else min(dim, self.truncate_dim)
+
+    get_embedding_dimension = get_sentence_embedding_dimension  # sentence-transformers 6's name
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, Tensor]:
         """sentence-transformers' `tokenize`: `input_ids` / `attention_mask` (/ `token_type_ids`) `[n, longest]`,
