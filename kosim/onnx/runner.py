@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ class OnnxEncoder:
     ):
         import onnxruntime as ort
 
+        from kosim.st_format import read_transformer_config
         from kosim.tokenizer import TextTokenizer
 
         self.model_dir = Path(model_dir).expanduser()
@@ -38,8 +38,7 @@ class OnnxEncoder:
         path = self.model_dir / ONNX_DIR / name
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: run `kosim export {self.model_dir} --format onnx` first")
-        sbert_path = self.model_dir / "sentence_bert_config.json"
-        sbert = json.loads(sbert_path.read_text(encoding="utf-8")) if sbert_path.is_file() else {}
+        sbert = read_transformer_config(self.model_dir)  # the same key checks as kosim's loader
         self.tokenizer = TextTokenizer.load(
             self.model_dir,
             max_seq_length=sbert.get("max_seq_length"),
