@@ -28,6 +28,7 @@ from typing import Any
 
 from torch import nn
 
+from kosim.config.arguments import TrainingArguments
 from kosim.data.datasets import ColumnDataset
 from kosim.model import SentenceEncoder
 from kosim.st.losses import guide_model
@@ -113,6 +114,51 @@ class _FitTrainer(Trainer):
         return metrics
 
 
+def _optimizer_arguments(optimizer_class: type | None, optimizer_params: dict[str, Any] | None) -> dict[str, Any]:
+    """TrainingArguments for fit's AdamW settings (`lr`, `betas`, `eps`; anything else is refused)."""
+    import torch
+
+    if optimizer_class not in (None, torch.optim.AdamW):
+        raise ValueError(f"fit: optimizer_class={optimizer_class!r} is not supported; kosim trains with AdamW")
+    out: dict[str, Any] = {"learning_rate": 2e-5}
+    for key, value in (optimizer_params or {"lr": 2e-5}).items():
+        if key == "betas":
+            out["adam_beta1"], out["adam_beta2"] = (float(b) for b in value)
+        elif key in _OPTIMIZER_PARAMS:
+            out[_OPTIMIZER_PARAMS[key]] = value
+        else:
+            raise ValueError(f"fit: optimizer_params[{key!r}] is not supported (only lr, betas, eps)")
+    return out
+
+
+def _objectives(train_objectives: Iterable[tuple[Any, nn.Module]]):
+    """(batch size, {name: dataset}, {name: loss}) of the objectives, named `_dataset_1, _dataset_2, ...`."""
+    objectives = list(train_objectives)
+    if not objectives:
+        raise ValueError("fit: train_objectives is empty")
+    names = [f"_dataset_{i}" for i in range(1, len(objectives) + 1)]
+    sizes = {_batch_size(loader, name) for (loader, _), name in zip(objectives, names)}
+    if len(sizes) > 1:
+        raise ValueError(f"fit: the DataLoaders have different batch sizes {sorted(sizes)}; kosim trains with one")
+    datasets = {name: objective_dataset(loader, name) for (loader, _), name in zip(objectives, names)}
+    return sizes.pop(), datasets, {name: loss for (_, loss), name in zip(objectives, names)}
+
+
+def _lengths(steps_per_epoch: int | None, epochs: int, batch_size: int, datasets: dict) -> tuple[int, int]:
+    """(max_steps, steps the schedule is sized for), as sentence-transformers' fit computes them: the schedule
+    counts `min(len // batch_size)` steps an epoch per objective, whatever the number of batches trained."""
+    max_steps = -1
+    if steps_per_epoch is not None and steps_per_epoch > 0:
+        if epochs == 1:
+            max_steps = steps_per_epoch
+        else:
+            log("fit: steps_per_epoch with epochs > 1 is ignored (as in sentence-transformers): full epochs train")
+            steps_per_epoch = None
+    if not steps_per_epoch:
+        steps_per_epoch = min(len(d) // batch_size for d in datasets.values())
+    return max_steps, max_steps if max_steps > 0 else int(steps_per_epoch * epochs) * len(datasets)
+
+
 def fit(
     model: SentenceEncoder,
     train_objectives: Iterable[tuple[Any, nn.Module]],
@@ -137,44 +183,12 @@ def fit(
     resume_from_checkpoint: bool = False,
 ) -> None:
     """sentence-transformers' `fit` (see the module docstring); trains `model` in place."""
-    import torch
-
-    if optimizer_class not in (None, torch.optim.AdamW):
-        raise ValueError(f"fit: optimizer_class={optimizer_class!r} is not supported; kosim trains with AdamW")
-    lr_args: dict[str, Any] = {"learning_rate": 2e-5}
-    for key, value in (optimizer_params or {"lr": 2e-5}).items():
-        if key == "betas":
-            lr_args["adam_beta1"], lr_args["adam_beta2"] = (float(b) for b in value)
-        elif key in _OPTIMIZER_PARAMS:
-            lr_args[_OPTIMIZER_PARAMS[key]] = value
-        else:
-            raise ValueError(f"fit: optimizer_params[{key!r}] is not supported (only lr, betas, eps)")
+    lr_args = _optimizer_arguments(optimizer_class, optimizer_params)
     kind = SCHEDULERS.get(str(scheduler).lower())
     if kind is None:
         raise ValueError(f"fit: scheduler={scheduler!r} is not supported; kosim.st has {sorted(SCHEDULERS)}")
-    objectives = list(train_objectives)
-    if not objectives:
-        raise ValueError("fit: train_objectives is empty")
-    names = [f"_dataset_{i}" for i in range(1, len(objectives) + 1)]
-    sizes = {_batch_size(loader, name) for (loader, _), name in zip(objectives, names)}
-    if len(sizes) > 1:
-        raise ValueError(f"fit: the DataLoaders have different batch sizes {sorted(sizes)}; kosim trains with one")
-    batch_size = sizes.pop()
-    datasets = {name: objective_dataset(loader, name) for (loader, _), name in zip(objectives, names)}
-    losses = {name: loss for (_, loss), name in zip(objectives, names)}
-
-    max_steps = -1
-    if steps_per_epoch is not None and steps_per_epoch > 0:
-        if epochs == 1:
-            max_steps = steps_per_epoch
-        else:
-            log(
-                "fit: steps_per_epoch with epochs > 1 is ignored (as in sentence-transformers): full epochs are trained"
-            )
-            steps_per_epoch = None
-    if not steps_per_epoch:
-        steps_per_epoch = min(len(d) // batch_size for d in datasets.values())
-    schedule_total = max_steps if max_steps > 0 else int(steps_per_epoch * epochs) * len(objectives)
+    batch_size, datasets, losses = _objectives(train_objectives)
+    max_steps, schedule_total = _lengths(steps_per_epoch, epochs, batch_size, datasets)
 
     with tempfile.TemporaryDirectory(prefix="kosim-fit-") as scratch:
         run_dir = checkpoint_path or (output_path if evaluator is None and output_path else scratch)
@@ -200,8 +214,6 @@ def fit(
             **lr_args,
             **_merged_options(losses),
         )
-        from kosim.config.arguments import TrainingArguments
-
         guides = {n: g for n, g in ((n, guide_model(loss)) for n, loss in losses.items()) if g is not None}
         trainer = _FitTrainer(
             model,
