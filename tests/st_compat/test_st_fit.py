@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import KOREAN, build_checkpoint
+from kosim_plan import give_sentence_transformers_kosim_batches
 from torch.utils.data import DataLoader
 
 st = pytest.importorskip("sentence_transformers")
@@ -20,7 +21,6 @@ pytest.importorskip("datasets")
 import sentence_transformers.losses  # noqa: E402,F401
 
 import kosim.st as ks  # noqa: E402
-from kosim.data import BatchSampler  # noqa: E402
 from kosim.nn.loading import to_hf_state_dict  # noqa: E402
 
 TOLERANCE = 2e-4
@@ -65,28 +65,9 @@ def test_fit_with_input_examples_equals_sentence_transformers(model_dir):
     _assert_same(_script(st, model_dir), _script(ks, model_dir))
 
 
-class _KosimPlan:
-    """A batch sampler for sentence-transformers' trainer that yields kosim's BatchSampler plan (seed 42)."""
-
-    def __init__(self, dataset, batch_size, drop_last, **unused):
-        self.plans = BatchSampler(len(dataset), batch_size, drop_last=drop_last, seed=42)
-        self.batch_size, self.drop_last, self.epoch = batch_size, drop_last, 0
-
-    def set_epoch(self, epoch):
-        self.epoch = epoch
-
-    def __len__(self):
-        return len(self.plans)
-
-    def __iter__(self):
-        return iter([rows.tolist() for rows in self.plans.plan(self.epoch)])
-
-
 def test_fit_with_two_objectives_round_robin(model_dir, monkeypatch):
     ours = _script(ks, model_dir, objectives=2)
-    from sentence_transformers.base.trainer import BaseTrainer
-
-    monkeypatch.setattr(BaseTrainer, "get_batch_sampler", lambda self, dataset, **kw: _KosimPlan(dataset, **kw))
+    give_sentence_transformers_kosim_batches(monkeypatch)
     _assert_same(_script(st, model_dir, objectives=2), ours)
 
 
