@@ -208,7 +208,7 @@ class SentenceTransformerTrainer:
         `eval_<metric>`)."""
         trainer = self.trainer
         if eval_dataset is not None:
-            trainer = replace_eval(trainer, named_datasets(eval_dataset))
+            trainer = _with_eval_datasets(trainer, named_datasets(eval_dataset))
         with core_methods(self.model):
             metrics = trainer.evaluate(*_last_step(self.trainer.log_history))
         out = {}
@@ -221,7 +221,7 @@ class SentenceTransformerTrainer:
         return out
 
 
-def replace_eval(trainer: Trainer, datasets: dict) -> Trainer:
+def _with_eval_datasets(trainer: Trainer, datasets: dict) -> Trainer:
     """A shallow copy of `trainer` evaluating `datasets` instead of its own eval datasets."""
     import copy
 

@@ -242,4 +242,34 @@ def test_cached_loss_sets_gradient_caching_and_evaluate_names_metrics(model_dir,
     assert output.global_step == 2 and set(output.metrics) >= {"train_loss", "train_runtime", "epoch"}
     metrics = trainer.evaluate()
     assert list(metrics) == ["eval_loss"] and np.isfinite(metrics["eval_loss"])
+    several = trainer.evaluate(eval_dataset={"a": pairs, "b": datasets.Dataset.from_dict(PAIRS)})
+    assert list(several) == ["eval_a_loss", "eval_b_loss"] and several["eval_a_loss"] == pytest.approx(
+        metrics["eval_loss"]
+    )
     assert torch.is_tensor(model.tokenize(["a"])["input_ids"])  # the sentence-transformers method is back
+
+
+def test_train_resumes_from_the_newest_checkpoint(model_dir, tmp_path):
+    pairs = datasets.Dataset.from_dict(PAIRS)
+
+    def run(perturb=False, **train_kwargs):
+        model = ks.SentenceTransformer(str(model_dir), device="cpu")
+        if perturb:  # another starting point: only the checkpoint's weights can give the first run's model
+            with torch.no_grad():
+                next(model.parameters()).add_(0.01)
+        args = ks.SentenceTransformerTrainingArguments(
+            output_dir=str(tmp_path), max_steps=2, save_steps=1, logging_steps=1, disable_tqdm=True
+        )
+        loss = ks.losses.MultipleNegativesRankingLoss(model)
+        output = ks.SentenceTransformerTrainer(model=model, args=args, train_dataset=pairs, loss=loss).train(
+            **train_kwargs
+        )
+        return model, output
+
+    first, first_output = run()
+    assert (tmp_path / "checkpoint-2").is_dir()
+    resumed, output = run(
+        perturb=True, resume_from_checkpoint=True
+    )  # checkpoint-2 ends the run: nothing is trained again
+    assert output.global_step == 2 and output.training_loss == pytest.approx(first_output.training_loss)
+    np.testing.assert_allclose(resumed.encode(KOREAN), first.encode(KOREAN), atol=0, rtol=0)
