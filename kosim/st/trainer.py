@@ -128,10 +128,11 @@ class SentenceTransformerTrainer:
         self.model, self.args, self.evaluator = model, args, evaluator
         train = named_datasets(train_dataset)
         evaluation = named_datasets(eval_dataset)
-        self.loss = self._losses(loss, train_dataset, eval_dataset)
-        if args.eval_strategy not in ("no", None) and not evaluation and evaluator is None:
+        self.loss = self._losses(loss, train_dataset, eval_dataset, list(train))
+        strategy = getattr(args.eval_strategy, "value", args.eval_strategy)
+        if strategy != "no" and not evaluation and evaluator is None:
             raise ValueError(
-                f"args.eval_strategy is {args.eval_strategy!r} but there is no eval_dataset or evaluator; provide one "
+                f"args.eval_strategy is {strategy!r} but there is no eval_dataset or evaluator; provide one "
                 "or set eval_strategy='no'"
             )
         losses = {n: self.loss[n] for n in train} if isinstance(self.loss, dict) else dict.fromkeys(train, self.loss)
@@ -147,14 +148,15 @@ class SentenceTransformerTrainer:
             guide=guides or None,
         )
 
-    def _losses(self, loss: Any, train_dataset: Any, eval_dataset: Any) -> nn.Module | dict[str, nn.Module]:
+    def _losses(
+        self, loss: Any, train_dataset: Any, eval_dataset: Any, train_names: list[str]
+    ) -> nn.Module | dict[str, nn.Module]:
         """One loss module, or {dataset: loss} (sentence-transformers' rule: the datasets must then be dicts of
         datasets, each named in the loss dict)."""
         if loss is None:
             return CoSENTLoss(self.model)
         if not isinstance(loss, Mapping):
             return _prepare_loss(loss, self.model, "the datasets")
-        train_names = named_datasets(train_dataset)
         for kind, data in (("train", train_dataset), ("eval", eval_dataset)):
             if data is None:
                 continue
