@@ -9,19 +9,30 @@ kosim.search, kosim.mining); an argument kosim has no equivalent for raises an e
 
 from __future__ import annotations
 
-from kosim.st import evaluation, losses, models, util
+from kosim.st import evaluation, losses, models, training_args, util
 from kosim.st.data import to_column_datasets
 from kosim.st.model import SentenceTransformer
 from kosim.st.readers import InputExample
 from kosim.st.similarity_functions import SimilarityFunction
+from kosim.st.trainer import SentenceTransformerTrainer
+from kosim.st.training_args import (
+    BatchSamplers,
+    MultiDatasetBatchSamplers,
+    SentenceTransformerTrainingArguments,
+)
 
 __all__ = [
+    "BatchSamplers",
     "InputExample",
+    "MultiDatasetBatchSamplers",
     "SentenceTransformer",
+    "SentenceTransformerTrainer",
+    "SentenceTransformerTrainingArguments",
     "SimilarityFunction",
     "evaluation",
     "losses",
     "models",
     "to_column_datasets",
+    "training_args",
     "util",
 ]

@@ -236,6 +236,13 @@ class SentenceTransformer(SentenceEncoder):
         """sentence-transformers' alias of `save`."""
         return self.save(path, **kwargs)
 
+    def fit(self, train_objectives: Sequence[tuple[Any, Any]], **kwargs: Any) -> None:
+        """sentence-transformers' legacy training loop over `(DataLoader of InputExample, loss)` pairs
+        (kosim.st.fit: the same keywords and defaults, on kosim's Trainer)."""
+        from kosim.st.fit import fit
+
+        fit(self, train_objectives, **kwargs)
+
 
 def _check_truncate_dim(value: Any) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from kosim.config.arguments import TrainingArguments
 from kosim.config.prompts import run_prompts
 from kosim.data.collate import collate, split_rows
+from kosim.data.columns import TrainData, named_datasets
 from kosim.data.datasets import ColumnDataset
 from kosim.data.samplers import BatchSampler
 from kosim.model import SentenceEncoder
@@ -74,11 +75,13 @@ __all__ = ["Trainer", "TrainingError", "decay_groups", "peak_memory_mb", "set_se
 Evaluator = Callable[[SentenceEncoder], dict[str, float]]
 
 
-def _named_datasets(data: ColumnDataset | Mapping[str, ColumnDataset] | None) -> dict[str, ColumnDataset]:
-    """Datasets by name; a single dataset is called "train" (the name losses and eval datasets match on)."""
-    if data is None:
-        return {}
-    return dict(data) if isinstance(data, Mapping) else {"train": data}
+def _named_datasets(data: TrainData | None) -> dict[str, ColumnDataset]:
+    """Datasets by name; a single dataset is called "train" (the name losses and eval datasets match on).
+
+    A ColumnDataset, a `datasets.Dataset`, a `DatasetDict`, a `{column: values}` dict or a dict of datasets
+    (kosim.data.columns: a `label` / `score` column holds the labels, the other columns are the inputs, in order).
+    """
+    return named_datasets(data)
 
 
 class _MicroBatch(NamedTuple):
@@ -101,9 +104,9 @@ class Trainer:
         self,
         model: SentenceEncoder,
         args: TrainingArguments,
-        train_dataset: ColumnDataset | Mapping[str, ColumnDataset],
+        train_dataset: TrainData,
         loss: nn.Module | Mapping[str, nn.Module],
-        eval_dataset: ColumnDataset | Mapping[str, ColumnDataset] | None = None,
+        eval_dataset: TrainData | None = None,
         evaluator: Evaluator | Sequence[Evaluator] | None = None,
         base_model: str | None = None,
         guide: Guide = None,
