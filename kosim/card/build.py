@@ -89,7 +89,7 @@ def column_stats(model: SentenceEncoder, dataset: ColumnDataset, limit: int = ST
     """
     n = min(limit, len(dataset))
     stats = {
-        name: _summary("string", np.array([len(ids) for ids in model.tokenize(dataset.column(name)[:n])]))
+        name: _summary("string", np.array([len(ids) for ids in model.tokenizer(dataset.column(name)[:n])]))
         for name in dataset.column_names
     }
     if dataset.labels is not None:

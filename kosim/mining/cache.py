@@ -39,7 +39,7 @@ def model_fingerprint(model: Any) -> str:
         digest.update(value.view(-1).view(dtype=_byte_dtype()).numpy().tobytes())
     digest.update(f"{repr(model)}|max_seq_length={getattr(model, 'max_seq_length', None)}".encode())
     if hasattr(model, "tokenize"):
-        digest.update(json.dumps(model.tokenize([_PROBE])).encode())
+        digest.update(json.dumps(model.tokenizer([_PROBE])).encode())
     return digest.hexdigest()
 
 

@@ -32,7 +32,7 @@ from kosim.config.arguments import TrainingArguments
 from kosim.data.datasets import ColumnDataset
 from kosim.model import SentenceEncoder
 from kosim.st.losses import guide_model
-from kosim.st.trainer import _merged_options, core_methods
+from kosim.st.trainer import _merged_options
 from kosim.training.schedule import lr_factor
 from kosim.training.trainer import Trainer
 from kosim.utils.log import log
@@ -226,7 +226,6 @@ def fit(
             best_path=output_path if evaluator is not None and save_best_model else None,
             callback=callback,
         )
-        with core_methods(model):
-            trainer.train()
+        trainer.train()
         if output_path is not None and evaluator is None and Path(run_dir) != Path(output_path):
             SentenceEncoder.save(model, output_path)

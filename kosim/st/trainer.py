@@ -16,9 +16,7 @@ ValueError naming them when given.
 from __future__ import annotations
 
 import time
-import types
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from torch import nn
@@ -51,23 +49,6 @@ class TrainOutput(NamedTuple):
     global_step: int
     training_loss: float
     metrics: dict[str, float]
-
-
-CORE_METHODS = ("tokenize", "save")
-
-
-@contextmanager
-def core_methods(model: SentenceEncoder) -> Iterator[None]:
-    """For the duration of a kosim run: `model.tokenize` / `model.save` are kosim's (texts -> token ids; save with
-    a model card), which kosim's Trainer calls, not the sentence-transformers versions `kosim.st` models have."""
-    shadowed = [n for n in CORE_METHODS if getattr(type(model), n) is not getattr(SentenceEncoder, n)]
-    for name in shadowed:
-        setattr(model, name, types.MethodType(getattr(SentenceEncoder, name), model))
-    try:
-        yield
-    finally:
-        for name in shadowed:
-            delattr(model, name)
 
 
 def _prepare_loss(loss: Any, model: SentenceEncoder, name: str) -> nn.Module:
@@ -188,8 +169,7 @@ class SentenceTransformerTrainer:
             raise ValueError("train(): trial / ignore_keys_for_eval are not supported by kosim.st")
         self.trainer.args = self._kosim_args(resume_from_checkpoint or None)
         start = time.perf_counter()
-        with core_methods(self.model):
-            self.trainer.train()
+        self.trainer.train()
         runtime = time.perf_counter() - start
         steps, loss, epoch = _summary(self.trainer.log_history)
         args = self.trainer.args
@@ -211,8 +191,7 @@ class SentenceTransformerTrainer:
         trainer = self.trainer
         if eval_dataset is not None:
             trainer = _with_eval_datasets(trainer, named_datasets(eval_dataset))
-        with core_methods(self.model):
-            metrics = trainer.evaluate(*_last_step(self.trainer.log_history))
+        metrics = trainer.evaluate(*_last_step(self.trainer.log_history))
         out = {}
         for key, value in metrics.items():
             if key == "validation_loss":

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from kosim.model import SentenceEncoder
 from kosim.nn.loading import CheckpointError
 from kosim.training.errors import TrainingError
 
@@ -113,7 +114,7 @@ def save_checkpoint(output_dir: Path, step: int, model, state: dict[str, Any], k
     final = output_dir / f"checkpoint-{step}"
     tmp = output_dir / f"{_PARTIAL}{step}-{uuid.uuid4().hex[:8]}"
     try:
-        model.save(tmp)
+        SentenceEncoder.save(model, tmp)  # kosim's save, also for a kosim.st model
         torch.save(state, tmp / STATE)
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
         manifest = {str(p.relative_to(tmp)): {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in files}

@@ -155,7 +155,7 @@ def build_state(
     prompts = prompts or {}
     prompt_length = model.tokenizer.prompt_length
     tokenized = [
-        datasets[n].tokenize(model.tokenize, prompts=prompts.get(n), prompt_length_fn=prompt_length) for n in names
+        datasets[n].tokenize(model.tokenizer, prompts=prompts.get(n), prompt_length_fn=prompt_length) for n in names
     ]
     sampler = MultiDatasetBatchSampler(
         [_sampler(t, args, dist.world_size) for t in tokenized],

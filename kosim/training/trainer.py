@@ -329,7 +329,7 @@ class Trainer:
             for name, data in self.eval_datasets.items():
                 loss_fn = self._eval_loss(name, data, device)
                 prompts = {c: p for c, p in self.prompts.get(name, {}).items() if c in data.column_names}
-                tok = data.tokenize(model.tokenize, prompts=prompts, prompt_length_fn=model.tokenizer.prompt_length)
+                tok = data.tokenize(model.tokenizer, prompts=prompts, prompt_length_fn=model.tokenizer.prompt_length)
                 total, count = torch.zeros((), device=device), 0
                 for rows in BatchSampler(tok, self.args.per_device_eval_batch_size, shuffle=False):
                     batch = collate(tok, rows).to(device)
@@ -394,7 +394,7 @@ class Trainer:
             evaluators=self.evaluators,
             base_model=self.base_model,
         )
-        self.model.save(self.output_dir, model_card=card)
+        SentenceEncoder.save(self.model, self.output_dir, model_card=card)  # kosim's save, also for a kosim.st model
         save_loss_heads(self.losses, self.output_dir)
 
 

@@ -99,3 +99,28 @@ def test_trainer_refuses_bad_data_when_built(bert_dir, tmp_path):
     args = TrainingArguments(output_dir=str(tmp_path), max_steps=1)
     with pytest.raises(ValueError, match="'score' must hold numbers"):
         Trainer(SentenceEncoder.load(bert_dir), args, {"a": ["x"], "score": ["high"]}, CoSENTLoss())
+
+
+def test_core_trainer_trains_a_kosim_st_model_as_a_core_model(bert_dir, tmp_path):
+    # kosim.st's SentenceTransformer overrides tokenize (padded tensors) and save (ST's keywords); kosim's Trainer,
+    # checkpoints and card must use kosim's own versions, so both models train and save identically.
+    pytest.importorskip("sentence_transformers")
+    from kosim.st import SentenceTransformer
+
+    columns = {"anchor": ANCHORS, "positive": POSITIVES}
+    runs = {}
+    for name, model in (
+        ("st", SentenceTransformer(str(bert_dir), device="cpu")),
+        ("core", SentenceEncoder.load(bert_dir)),
+    ):
+        args = TrainingArguments(
+            output_dir=str(tmp_path / name), per_device_train_batch_size=4, max_steps=2, save_steps=1, disable_tqdm=True
+        )
+        runs[name] = Trainer(model, args, columns, MultipleNegativesRankingLoss())
+        runs[name].train()
+    _same_weights(runs["st"], runs["core"])
+    cards = {
+        n: (tmp_path / n / "README.md").read_text(encoding="utf-8").replace(str(tmp_path / n), "OUT") for n in runs
+    }
+    assert cards["st"] == cards["core"]
+    assert (tmp_path / "st" / "checkpoint-1" / "model.safetensors").is_file()
