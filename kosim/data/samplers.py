@@ -8,8 +8,9 @@ Randomness: every sampler draws from a fresh ``torch.Generator`` seeded with ``s
 the draws sentence-transformers (ST) 6.2 makes: with equal seeds :class:`NoDuplicatesBatchSampler` yields exactly
 ST's batches, and so do both multi-dataset strategies over no-duplicates children (ST re-seeds its shared generator
 with ``seed + epoch`` in those samplers; refill passes aside, whose draws ST interleaves on that shared generator).
-ST's default sampler never re-seeds, so :class:`BatchSampler` matches it only for a generator seeded
-``seed + epoch`` before the epoch.
+ST's default sampler does not re-seed itself, but under ST's trainer accelerate re-seeds it with ``seed + epoch``
+each epoch, so :class:`BatchSampler` matches it there on one dataset; children of a multi-dataset sampler over
+default samplers share one generator in ST and are seeded per dataset here, so those orders differ.
 
 Resuming: each sampler plans a whole epoch up front, counts the batches it has handed out in the current epoch,
 and reports ``{"epoch", "batches_yielded", ...}`` from :meth:`state_dict`.  After :meth:`load_state_dict` the next
