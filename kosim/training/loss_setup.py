@@ -32,6 +32,7 @@ __all__ = [
     "load_loss_states",
     "loss_states",
     "losses_with_parameters",
+    "model_sources",
     "resolve_guides",
     "save_loss_heads",
 ]
@@ -105,6 +106,23 @@ def _assign(losses: Mapping[str, nn.Module], given: Guide, takes, what: str, los
         if not isinstance(model, SentenceEncoder):
             raise TypeError(f"the {what} of dataset {name!r} must be a SentenceEncoder, got {type(model).__name__}")
     return models
+
+
+def model_sources(
+    losses: Mapping[str, nn.Module],
+    models: Mapping[str, SentenceEncoder],
+    guide_source: str | Mapping[str, str] | None,
+    teacher_source: str | Mapping[str, str] | None,
+) -> dict[str, str]:
+    """What the card names each guide (teacher) model by: its ``guide_source`` (``teacher_source``), one for all or
+    ``{dataset: path or hub id}``."""
+    out = {}
+    for name in models:
+        source = teacher_source if takes_teacher(losses[name]) else guide_source
+        value = source.get(name) if isinstance(source, Mapping) else source
+        if value is not None:
+            out[name] = str(value)
+    return out
 
 
 def bind_guides(

@@ -44,6 +44,7 @@ from kosim.training.loss_setup import (
     card_notes,
     load_loss_states,
     loss_states,
+    model_sources,
     resolve_guides,
     save_loss_heads,
 )
@@ -124,11 +125,7 @@ class Trainer:
             raise ValueError(f"no loss for train dataset(s) {missing}; losses are given for {sorted(losses)}")
         self.losses = {n: losses[n] for n in self.train_datasets}
         self.guides = resolve_guides(self.losses, guide, teacher, model)  # GIST guides and MSELoss teachers
-        sources: dict[str, Any] = {}
-        for given, source in ((guide, guide_source), (teacher, teacher_source)):
-            names = [n for n in self.guides if given is not None and (not isinstance(given, Mapping) or n in given)]
-            sources.update(source if isinstance(source, Mapping) else dict.fromkeys(names, source))
-        self.guide_sources = {n: str(v) for n, v in sources.items() if v is not None}
+        self.guide_sources = model_sources(self.losses, self.guides, guide_source, teacher_source)
         self._eval_losses: dict[str, nn.Module] = {}  # eval dataset -> its loss (GIST: bound to its own table)
         self.eval_datasets = _named_datasets(eval_dataset)
         self.evaluators = (
