@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Recipe: a retrieval model: mine hard negatives with the start model, train with MNRL, evaluate by nDCG@10.
+"""Recipe: a retrieval model: mine hard negatives with the start model, train (MNRL, GIST or MarginMSE), evaluate.
 
 The pipeline the Korean retrieval models (KURE, KoE5, bge-m3-ko) are trained with, on kosim's parts:
 
@@ -7,9 +7,13 @@ The pipeline the Korean retrieval models (KURE, KoE5, bge-m3-ko) are trained wit
    minus its positives and (NV-Retriever's positive-aware filter, ``--relative-margin 0.05``) any candidate
    scoring within 5% of the positive, which is likely an unlabelled positive; the ``--num-negatives`` best survivors
    become (query, positive, negative) rows, written to ``--output`` as ``mined-mined.jsonl``;
-2. training: MultipleNegativesRankingLoss (scale 20, cosine: the mined negative plus the rest of the batch as
-   negatives) on no-duplicates batches (a text twice in a batch would be a false negative), with gradient caching
-   (``--mini-batch-size``) for batches larger than memory allows;
+2. training on no-duplicates batches (a text twice in a batch would be a false negative), with gradient caching
+   (``--mini-batch-size``) for batches larger than memory allows, with ``--loss``:
+   ``mnrl`` (default) MultipleNegativesRankingLoss (scale 20, cosine: the mined negative plus the rest of the batch
+   as negatives); ``gist`` GISTEmbedLoss with a frozen copy of the start model as the guide (in-batch candidates
+   the guide rates above the positive are dropped as likely false negatives); ``marginmse`` MarginMSELoss on the
+   start model's own scores (mining writes them with ``output_scores``: n-tuple rows, labels = the scores of the
+   positive and each negative; cosine margins), a self-distillation that keeps the start model's ranking margins;
 3. an InformationRetrievalEvaluator before and after training (and every ``--eval-steps``): accuracy, precision,
    recall, MRR, nDCG and MAP at k, named as sentence-transformers names them (``kornli-dev_cosine_ndcg@10``).
 
@@ -20,10 +24,8 @@ BEIR-format directory (``--beir DIR``: corpus.jsonl, queries.jsonl, qrels/SPLIT.
 ``--train-split`` and evaluating on its ``--eval-split``. The script builds the same RunConfig as
 ``kosim/configs/retrieval.toml`` and runs it through the code path of ``kosim train``.
 
-GISTEmbedLoss (a guide model filtering in-batch false negatives) needs the Trainer's guide option, not wired into
-the recipes yet: use MNRL here, or kosim.losses.GISTEmbedLoss from Python.
-
     python scripts/train_retrieval.py --output output/retrieval
+    python scripts/train_retrieval.py --loss gist --output output/retrieval-gist
     python scripts/train_retrieval.py --model klue/roberta-base --beir data/ko-strategyqa --eval-split dev --bf16
 
 Progress goes to stderr. The last stdout line is one JSON object:
@@ -41,6 +43,7 @@ from typing import Any
 from kosim.cli.recipe import recipe_parser, row_limits, run_recipe, training_table
 
 DEFAULT_MODEL = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
+LOSSES = {"mnrl": "MultipleNegativesRankingLoss", "gist": "GISTEmbedLoss", "marginmse": "MarginMSELoss"}
 
 
 def _fraction_or_count(value: str) -> float | int:
@@ -85,6 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "margin filter",
     )
     p.add_argument("--range-max", type=int, default=None, help="consider only the top N candidates per query")
+    p.add_argument(
+        "--loss",
+        choices=sorted(LOSSES),
+        default="mnrl",
+        help="mnrl (default), gist (guide: the start model) or marginmse (the start model's mined scores)",
+    )
     p.add_argument("--scale", type=float, default=20.0, help="MNRL similarity scale (default 20)")
     p.add_argument("--mini-batch-size", type=int, default=None, help="gradient caching: rows per forward (off)")
     p.add_argument(
@@ -101,14 +110,23 @@ def _task(args: argparse.Namespace, split: str) -> dict[str, Any]:
     return {"source": "kornli", "split": split, "dev_size": args.dev_size, "seed": args.seed}
 
 
+def _loss_keys(args: argparse.Namespace) -> dict[str, Any]:
+    """The `[mining]` keys of the chosen loss: its arguments, the guide, or the scores it learns."""
+    if args.loss == "gist":
+        return {"guide": args.model}  # a frozen copy of the start model, loaded separately
+    if args.loss == "marginmse":
+        return {"loss_args": {"similarity": "cosine"}, "output_scores": True, "output_format": "n-tuple"}
+    return {"loss_args": {"scale": args.scale, "similarity": "cosine"}}
+
+
 def build_raw_config(args: argparse.Namespace) -> dict[str, Any]:
     """The run config (the TOML schema of kosim.config) this recipe trains with."""
     train_limit, limit = row_limits(args)
     mining: dict[str, Any] = {
         **_task(args, "train"),
         "num_negatives": args.num_negatives,
-        "loss": "MultipleNegativesRankingLoss",
-        "loss_args": {"scale": args.scale, "similarity": "cosine"},
+        "loss": LOSSES[args.loss],
+        **_loss_keys(args),
         **train_limit,
     }
     for key in ("relative_margin", "range_max"):

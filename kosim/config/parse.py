@@ -36,8 +36,11 @@ def _data_path(table: Table, base_dir: Path) -> Path:
     return path
 
 
-def _columns(table: Table, fmt: str) -> tuple[list[str] | None, str | None]:
-    columns, label = table.strings("columns"), table.get("label", (str,), None)
+def _columns(table: Table, fmt: str) -> tuple[list[str] | None, str | list[str] | None]:
+    """The text columns and the label: a name, or a list of names read together as a vector label per row."""
+    columns, label = table.strings("columns"), table.get("label", (str, list), None)
+    if isinstance(label, list):
+        label = table.strings("label")
     if fmt in FIXED_COLUMNS and (columns is not None or label is not None):
         fixed, has_label = FIXED_COLUMNS[fmt]
         raise table.error(
@@ -48,11 +51,13 @@ def _columns(table: Table, fmt: str) -> tuple[list[str] | None, str | None]:
     return columns, label
 
 
-_DATASET_KEYS = ("name", "path", "format", "columns", "label", "max_rows", "seed", "loss", "loss_args", "guide")
+_DATASET_KEYS = (
+    "name", "path", "format", "columns", "label", "max_rows", "seed", "loss", "loss_args", "guide", "teacher",
+)  # fmt: skip
 
 
 def _parse_dataset(raw: Any, where: str, source: str, base_dir: Path, with_loss: bool) -> DatasetConfig:
-    keys = _DATASET_KEYS if with_loss else _DATASET_KEYS[:-3]
+    keys = _DATASET_KEYS if with_loss else _DATASET_KEYS[:-4]
     if not with_loss and isinstance(raw, dict) and ("loss" in raw or "loss_args" in raw):
         raise ConfigError(
             f"{source}: {where} has no 'loss' key: a validation dataset uses the loss of the training dataset "
@@ -74,6 +79,7 @@ def _parse_dataset(raw: Any, where: str, source: str, base_dir: Path, with_loss:
     )
     if with_loss:
         from kosim.losses import check_loss, needs_guide
+        from kosim.losses.gist import takes_teacher
 
         cfg.loss = t.get("loss", (str,))
         cfg.loss_args = t.get("loss_args", (dict,), {})
@@ -86,6 +92,11 @@ def _parse_dataset(raw: Any, where: str, source: str, base_dir: Path, with_loss:
             raise t.error("loss", f'{cfg.loss} needs a guide model: add guide = "model directory or hub id"')
         if cfg.guide is not None and not needs_guide(loss):
             raise t.error("guide", f"{cfg.loss} takes no guide model (only GISTEmbedLoss does)")
+        cfg.teacher = _model_name(t.get("teacher", (str,), None), base_dir)
+        if cfg.teacher is not None and not takes_teacher(loss):
+            raise t.error("teacher", f"{cfg.loss} takes no teacher model (only MSELoss does)")
+        if cfg.teacher is not None and label is not None:
+            raise t.error("teacher", "MSELoss learns the label (teacher embeddings) or a teacher model's, not both")
     return cfg
 
 

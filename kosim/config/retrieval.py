@@ -35,7 +35,7 @@ IR_KEYS = (
 _MINING_NUMBERS = ("max_score", "min_score", "absolute_margin", "relative_margin")
 MINING_KEYS = (
     *_TASK_KEYS, "name", "loss", "loss_args", "num_negatives", "range_min", "range_max", *_MINING_NUMBERS,
-    "sampling_strategy", "output_format", "batch_size", *_PROMPT_KEYS,
+    "sampling_strategy", "output_format", "output_scores", "batch_size", *_PROMPT_KEYS, "guide",
 )  # fmt: skip
 
 
@@ -158,6 +158,8 @@ def parse_mining(raw: Any, source: str, base_dir: Path) -> MiningConfig:
             options[key] = value
     options["sampling_strategy"] = t.get("sampling_strategy", (str,), "top", choices=("top", "random"))
     options["output_format"] = t.get("output_format", (str,), "triplet", choices=MINED_FORMATS)
+    if t.get("output_scores", (bool,), False):
+        options["output_scores"] = True
     options.update(_prompts(t))
     cfg = MiningConfig(
         source=kind,
@@ -171,10 +173,25 @@ def parse_mining(raw: Any, source: str, base_dir: Path) -> MiningConfig:
         loss_args=t.get("loss_args", (dict,), {}),
         options=options,
     )
-    from kosim.losses import build_loss
+    from kosim.config.parse import _model_name
+    from kosim.losses import MarginMSELoss, check_loss, needs_guide
 
     try:
-        build_loss(cfg.loss, **cfg.loss_args)
+        loss = check_loss(cfg.loss, **cfg.loss_args)
     except (TypeError, ValueError) as exc:
         raise t.error("loss", str(exc)) from None
+    cfg.guide = _model_name(t.get("guide", (str,), None), base_dir)
+    if needs_guide(loss) and cfg.guide is None:
+        raise t.error(
+            "loss", f'{cfg.loss} needs a guide model: add guide = "model directory or hub id" (e.g. the start model)'
+        )
+    if cfg.guide is not None and not needs_guide(loss):
+        raise t.error("guide", f"{cfg.loss} takes no guide model (only GISTEmbedLoss does)")
+    if isinstance(loss, MarginMSELoss) != bool(options.get("output_scores")):
+        raise t.error(
+            "output_scores",
+            "MarginMSELoss learns the start model's scores of the mined rows: set output_scores = true"
+            if isinstance(loss, MarginMSELoss)
+            else f"the mined scores are labels only MarginMSELoss learns, not {cfg.loss}; drop output_scores",
+        )
     return cfg

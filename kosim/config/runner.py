@@ -112,7 +112,7 @@ def mine_dataset(
         raise ConfigError(f"{source}: [mining]: no hard negative survived the filters for {task.name}; loosen them")
     if is_main_process():
         log(f"mined rows -> {write_mined(mined, out / f'mined-{cfg.name}.jsonl')}")
-    return to_column_dataset(mined, name=cfg.name)
+    return to_column_dataset(mined, label="scores" if cfg.options.get("output_scores") else None, name=cfg.name)
 
 
 def build_evaluator(cfg: EvaluatorConfig, batch_size: int) -> Callable:
@@ -184,8 +184,12 @@ def run_config(config: RunConfig, log: Callable[[str], None] | None = None) -> d
     model = load_model(config.model, config.source)
     log(f"model {config.model.name_or_path}: {model.embedding_dim}-d, max_seq_length {model.max_seq_length}")
     losses = {d.name: build_loss(d.loss, model=model, **d.loss_args) for d in config.datasets}  # dims from the model
-    guide_models = {g: load_model(ModelConfig(g), config.source) for g in {d.guide for d in config.datasets} - {None}}
     guides = {d.name: d.guide for d in config.datasets if d.guide is not None}
+    if mining is not None and mining.guide is not None:
+        guides[mining.name] = mining.guide
+    teachers = {d.name: d.teacher for d in config.datasets if d.teacher is not None}
+    frozen = set(guides.values()) | set(teachers.values())  # each guide / teacher model loaded once
+    guide_models = {g: load_model(ModelConfig(g), config.source) for g in frozen}
     if mining is not None:  # hard negatives from the start model become a training dataset
         model.to(device)
         train[mining.name] = mine_dataset(mining, model, args.output_dir, log, config.source)
@@ -202,6 +206,8 @@ def run_config(config: RunConfig, log: Callable[[str], None] | None = None) -> d
         base_model=config.model.name_or_path,
         guide={name: guide_models[g] for name, g in guides.items()} or None,
         guide_source=guides,
+        teacher={name: guide_models[t] for name, t in teachers.items()} or None,
+        teacher_source=teachers,
     )
     model.to(device)
 

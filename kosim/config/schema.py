@@ -47,12 +47,13 @@ class DatasetConfig:
     path: Path
     format: str
     columns: list[str] | None = None
-    label: str | None = None
+    label: str | list[str] | None = None  # a list (or "scores" for scores_0, scores_1, ..): a vector label per row
     max_rows: int | None = None
     seed: int = 42  # kornli_triplets: the seed of the random partner picks
     loss: str | None = None  # None for eval_datasets (they use the training loss of the same name, else the first)
     loss_args: dict[str, Any] = field(default_factory=dict)
     guide: str | None = None  # GISTEmbedLoss: the guide model (a directory, resolved, or a hub id)
+    teacher: str | None = None  # MSELoss: the teacher model whose embeddings the student learns
 
 
 @dataclass
@@ -85,7 +86,9 @@ class EvaluatorConfig:
 @dataclass
 class MiningConfig:
     """``[mining]``: before training, mine hard negatives for a retrieval task's (query, positive) pairs with the
-    start model; the mined rows (written to ``output_dir``) become the training dataset ``name``.
+    start model; the mined rows (written to ``output_dir``) become the training dataset ``name`` (with
+    ``output_scores``, n-tuple rows labelled by the start model's scores of the positive and each negative, for
+    MarginMSELoss).
 
     ``source`` / ``path`` / ``split`` / ``dev_size`` / ``seed`` / ``max_rows`` select the task as for an ``ir``
     evaluator (``max_rows``: the first queries); the task's whole corpus is the candidate pool. ``options`` holds
@@ -102,6 +105,7 @@ class MiningConfig:
     loss: str = "MultipleNegativesRankingLoss"
     loss_args: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    guide: str | None = None  # GISTEmbedLoss: the guide model (e.g. the start model's name: a frozen copy of it)
 
 
 @dataclass

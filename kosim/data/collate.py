@@ -23,7 +23,7 @@ class TrainBatch:
     packed: PackedBatch
     num_columns: int
     num_rows: int
-    labels: Tensor | None  # [rows] float32
+    labels: Tensor | None  # [rows] or [rows, k] float32 (vector labels: teacher scores or embeddings)
     text_ids: list[Tensor]  # per column [rows] int64 (equal id = equal text)
     dataset_index: int = 0
 

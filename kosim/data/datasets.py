@@ -19,6 +19,7 @@ import numpy as np
 from kosim.data.parsing import (
     ColumnChoice,
     DataError,
+    LabelChoice,
     as_label_array,
     iter_csv_records,
     iter_split_lines,
@@ -38,7 +39,9 @@ class ColumnDataset:
 
     Args:
         columns: ``{column_name: texts}``; every column must have the same number of ``str`` items.
-        labels: optional finite float per row (e.g. a similarity score or a class id).
+        labels: optional finite float per row (e.g. a similarity score or a class id), or a vector of ``k`` floats
+            per row (``[rows, k]``: e.g. a teacher's scores of the positive and each negative for MarginMSELoss, or
+            a teacher's embedding for MSELoss); batches carry them as a ``[batch]`` / ``[batch, k]`` tensor.
         name: a short name, used by multi-dataset training and in logs.
 
     Raises:
@@ -49,7 +52,7 @@ class ColumnDataset:
     def __init__(
         self,
         columns: Mapping[str, Sequence[str]],
-        labels: Sequence[float] | np.ndarray | None = None,
+        labels: Sequence[float] | Sequence[Sequence[float]] | np.ndarray | None = None,
         name: str = "train",
     ) -> None:
         if not isinstance(columns, Mapping) or len(columns) == 0:
@@ -111,7 +114,7 @@ class ColumnDataset:
 
     @property
     def labels(self) -> np.ndarray | None:
-        """Float64 labels (one per row) or ``None``."""
+        """Float64 labels, ``[rows]`` or ``[rows, k]``, or ``None``."""
         return self._labels
 
     def column(self, name: str) -> list[str]:
@@ -142,14 +145,15 @@ class ColumnDataset:
         """The first ``n`` rows (fewer if the dataset is shorter)."""
         return self.select(np.arange(min(max(n, 0), len(self))))
 
-    def rows(self, n: int = 5) -> list[dict[str, str | float]]:
-        """The first ``n`` rows as dicts (text columns, then ``"label"`` if present), e.g. for logging samples."""
+    def rows(self, n: int = 5) -> list[dict[str, str | float | list[float]]]:
+        """The first ``n`` rows as dicts (text columns, then ``"label"`` if present: a float, or a list of floats for
+        vector labels), e.g. for logging samples."""
         label_key = "label" if "label" not in self._columns else "__label__"
-        out: list[dict[str, str | float]] = []
+        out: list[dict[str, str | float | list[float]]] = []
         for i in range(min(max(n, 0), len(self))):
-            row: dict[str, str | float] = {k: v[i] for k, v in self._columns.items()}
+            row: dict[str, str | float | list[float]] = {k: v[i] for k, v in self._columns.items()}
             if self._labels is not None:
-                row[label_key] = float(self._labels[i])
+                row[label_key] = self._labels[i].tolist()
             out.append(row)
         return out
 
@@ -213,7 +217,7 @@ class ColumnDataset:
         cls,
         path: PathLike,
         columns: ColumnChoice = None,
-        label: str | None = None,
+        label: LabelChoice = None,
         delimiter: str = "\t",
         name: str | None = None,
     ) -> ColumnDataset:
@@ -223,7 +227,9 @@ class ColumnDataset:
             path: the file (UTF-8; a BOM and CRLF line ends are accepted).
             columns: text columns to keep, by header name, in dataset order; a dict ``{file_name: dataset_name}``
                 also renames them.  ``None`` keeps every column except ``label``.
-            label: header name of a numeric label column, or ``None``.
+            label: header name of a numeric label column, or ``None``; a list of names (or ``"scores"`` for
+                ``scores_0, scores_1, ..`` columns, as mined TSVs spread them) reads a vector label per row, as does
+                a field holding a JSON array such as ``[0.9, 0.1]``.
             delimiter: field separator.
             name: dataset name; defaults to the file's stem.
 
@@ -241,7 +247,7 @@ class ColumnDataset:
         cls,
         path: PathLike,
         columns: ColumnChoice = None,
-        label: str | None = None,
+        label: LabelChoice = None,
         delimiter: str = ",",
         name: str | None = None,
     ) -> ColumnDataset:
@@ -257,7 +263,7 @@ class ColumnDataset:
         cls,
         path: PathLike,
         columns: ColumnChoice = None,
-        label: str | None = None,
+        label: LabelChoice = None,
         name: str | None = None,
     ) -> ColumnDataset:
         """Read one JSON object per line.
@@ -265,7 +271,8 @@ class ColumnDataset:
         ``columns`` (list, or ``{key: dataset_name}`` dict) picks string-valued keys; ``None`` takes the keys of the
         first object (minus ``label``) in their order.  Errors are :class:`DataError` with ``path:line``: invalid
         JSON, a non-object line, a missing key (with the keys present and a suggestion), a non-string or empty text,
-        a non-numeric or non-finite label.  Trailing blank lines are ignored, interior ones are errors.
+        a non-numeric or non-finite label, vector labels of different lengths.  A label key may hold a list of
+        numbers (a vector label per row), and ``label`` may be a list of keys read together.  Trailing blank lines are ignored, interior ones are errors.
         """
         p = Path(path)
         texts, labels = parse_jsonl(p, columns, label)

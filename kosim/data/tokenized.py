@@ -139,13 +139,13 @@ class TokenizedColumn:
 
 class TokenizedDataset:
     """A tokenized :class:`~kosim.data.ColumnDataset`: one :class:`TokenizedColumn` per text column plus
-    ``float32`` labels."""
+    ``float32`` labels (``[rows]``, or ``[rows, k]`` for vector labels)."""
 
     def __init__(
         self,
         columns: Sequence[TokenizedColumn],
         column_names: Sequence[str],
-        labels: Sequence[float] | np.ndarray | None = None,
+        labels: Sequence[float] | Sequence[Sequence[float]] | np.ndarray | None = None,
         name: str = "train",
         prompt_lengths: Sequence[int] | None = None,
     ) -> None:
@@ -164,8 +164,8 @@ class TokenizedDataset:
         label_arr = None
         if labels is not None:
             label_arr = as_label_array(labels, f"dataset {name!r}").astype(np.float32)
-            if label_arr.size != n:
-                raise ValueError(f"got {label_arr.size} labels for {n} rows")
+            if len(label_arr) != n:
+                raise ValueError(f"got {len(label_arr)} labels for {n} rows")
         prompt_lengths = [0] * len(columns) if prompt_lengths is None else [int(p) for p in prompt_lengths]
         if len(prompt_lengths) != len(columns) or min(prompt_lengths) < 0:
             raise ValueError(f"prompt_lengths must be one int >= 0 per column, got {prompt_lengths}")

@@ -1,7 +1,9 @@
 """Distillation losses: a student learns a teacher's score margins (MarginMSE) or its embeddings (MSE).
 
 The teacher never runs inside the loss: its scores or embeddings are computed beforehand (e.g. the scores
-``kosim mine`` writes with ``output_scores``) and arrive as ``labels``.
+``kosim mine`` writes with ``output_scores``, read back as ``[rows, 1 + negatives]`` labels) and arrive as
+``labels``; a teacher model given to the Trainer is encoded once per distinct text into a table (the mechanism of
+GIST's guide, :class:`~kosim.losses.gist.GuideTable`) that supplies MSELoss's labels.
 """
 
 from __future__ import annotations
@@ -106,7 +108,10 @@ class MSELoss(nn.Module):
 
     ``labels`` is the teacher's embeddings: ``[batch, teacher_dim]``, the target of every column (e.g. an English
     sentence's teacher embedding for both its English and its Korean column, to make a Korean student
-    multilingual), or ``[batch, columns, teacher_dim]``, one target per column. The loss is the mean over columns of
+    multilingual), or ``[batch, columns, teacher_dim]``, one target per column. In kosim's Trainer the labels can
+    come from the dataset (a ``[rows, teacher_dim]`` vector label per row), or from a teacher model
+    (``Trainer(..., teacher=model)``, ``teacher = "path"`` in a run config): it encodes each distinct text of the
+    first column once at set-up, and its embedding of a row's first text is the target of every column. The loss is the mean over columns of
     each column's element-wise MSE; teacher labels carry no gradient. Matches sentence-transformers' ``MSELoss``.
 
     Args:
@@ -124,6 +129,7 @@ class MSELoss(nn.Module):
   publisher = {Association for Computational Linguistics},
   url       = {https://arxiv.org/abs/2004.09813}
 }"""
+    table_role = "teacher"  # Trainer(teacher=...): a table of the teacher's embeddings gives the labels (GuidedLoss)
 
     def __init__(self, projection_dim: int | None = None, embedding_dim: int | None = None) -> None:
         super().__init__()

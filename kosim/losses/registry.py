@@ -18,7 +18,7 @@ from kosim.losses.batch_hard import (
 from kosim.losses.contrastive import ContrastiveLoss, OnlineContrastiveLoss
 from kosim.losses.cosent import CoSENTLoss
 from kosim.losses.cosine import CosineSimilarityLoss
-from kosim.losses.distill import MarginMSELoss
+from kosim.losses.distill import MarginMSELoss, MSELoss
 from kosim.losses.gist import GISTEmbedLoss
 from kosim.losses.gte import DirectionalRankingLoss
 from kosim.losses.matryoshka import MatryoshkaLoss
@@ -36,6 +36,7 @@ LOSSES: dict[str, type[nn.Module]] = {
     "CoSENTLoss": CoSENTLoss,
     "MatryoshkaLoss": MatryoshkaLoss,
     "MarginMSELoss": MarginMSELoss,
+    "MSELoss": MSELoss,  # labels hold the teacher's embeddings, or the Trainer's `teacher` model encodes them
     "MultipleNegativesSymmetricRankingLoss": MultipleNegativesSymmetricRankingLoss,
     "DirectionalRankingLoss": DirectionalRankingLoss,
     "TripletLoss": TripletLoss,
@@ -56,6 +57,8 @@ LOSSES: dict[str, type[nn.Module]] = {
     "cosent": CoSENTLoss,
     "matryoshka": MatryoshkaLoss,
     "margin_mse": MarginMSELoss,
+    "marginmse": MarginMSELoss,
+    "mse": MSELoss,
     "mnrl_symmetric": MultipleNegativesSymmetricRankingLoss,
     "gte": DirectionalRankingLoss,
     "improved_contrastive": DirectionalRankingLoss,

@@ -199,7 +199,8 @@ def _range_max(range_min, range_max, num_negatives, pairs: MiningPairs, absolute
 
 def _resolve_prompt(model: Any, prompt: str | None, prompt_name: str | None, defaults: tuple, side: str) -> str:
     """The prompt text for one side: ``prompt``; else the model's prompt ``prompt_name``; else its first of
-    ``defaults`` (``"query"``, or ``"document"`` / ``"passage"`` / ``"corpus"``); else its default prompt; else ``""``."""
+    ``defaults`` (``"query"``, or ``"document"`` / ``"passage"`` / ``"corpus"``); else ``""``: never the model's
+    ``default_prompt_name``, as sentence-transformers' encode_query / encode_document (and ``encode_query``)."""
     if prompt is not None:
         if not isinstance(prompt, str):
             raise TypeError(f"{side}_prompt must be a str, got {type(prompt).__name__}")
@@ -207,8 +208,6 @@ def _resolve_prompt(model: Any, prompt: str | None, prompt_name: str | None, def
     prompts = dict(getattr(model, "prompts", None) or {})
     if prompt_name is None:
         prompt_name = next((name for name in defaults if name in prompts), None)
-    if prompt_name is None:
-        prompt_name = getattr(model, "default_prompt_name", None)
     if prompt_name is None:
         return ""
     if prompt_name not in prompts:

@@ -101,9 +101,10 @@ def _labeled_pairs(pairs, pair_scores, neg_index, neg_scores, valid, output_scor
 
 
 def to_column_dataset(columns: dict[str, list], label: str | None = None, name: str = "mined"):
-    """A kosim :class:`~kosim.data.ColumnDataset` of the mined text columns, with ``label`` (a numeric column such
-    as ``"label"`` or ``"score"``) as its labels. A ``scores`` list column is left out (it has no place in a
-    ColumnDataset: keep the dict or the JSONL file for it); ``labeled-list`` rows cannot become one at all."""
+    """A kosim :class:`~kosim.data.ColumnDataset` of the mined text columns, with ``label`` as its labels: a numeric
+    column such as ``"label"`` / ``"score"``, or ``"scores"`` (with ``output_scores``: the teacher's score of the
+    positive, then of each negative, a ``[rows, 1 + negatives]`` label, which MarginMSELoss turns into margins).
+    A ``scores`` column that is not the label is left out; ``labeled-list`` rows cannot become a dataset at all."""
     from kosim.data import ColumnDataset
 
     if any(v and isinstance(v[0], list) and v[0] and isinstance(v[0][0], str) for v in columns.values()):
@@ -111,8 +112,7 @@ def to_column_dataset(columns: dict[str, list], label: str | None = None, name: 
     if label is not None and label not in columns:
         raise KeyError(f"label {label!r} is not a mined column {list(columns)}")
     texts = {k: v for k, v in columns.items() if k != label and v and isinstance(v[0], str)}
-    labels = None if label is None else np.asarray(columns[label], dtype=np.float64)
-    return ColumnDataset(texts, labels, name=name)
+    return ColumnDataset(texts, None if label is None else columns[label], name=name)
 
 
 def _tsv_fields(columns: dict[str, list]) -> tuple[list[str], list[list[Any]]]:

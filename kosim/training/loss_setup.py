@@ -1,8 +1,11 @@
-"""The losses' share of a run: guide tables for GIST losses, and losses with parameters (SoftmaxLoss's head).
+"""The losses' share of a run: guide tables for GIST losses (and teacher tables for MSELoss), and losses with
+parameters (SoftmaxLoss's head).
 
-Trainer(...)  -> resolve_guides: every GIST loss has its guide model (an early, clear error otherwise)
-set-up        -> bind_guides: the guide encodes each distinct text of the dataset once -> GuideTable on the
-                 device -> the loss bound to it (GuidedLoss); the table is derived, never saved
+Trainer(...)  -> resolve_guides: every GIST loss has its guide model, every teacher an MSELoss whose width it
+                 gives (early, clear errors otherwise)
+set-up        -> bind_guides: the guide encodes each distinct text of the dataset once (under the column's
+                 training prompt, as the student reads it) -> GuideTable on the device -> the loss bound to it
+                 (GuidedLoss); a teacher encodes the first column's texts, its targets; tables are never saved
               -> losses moved to the device; their parameters optimized next to the model's (decay_groups)
 checkpoint    -> loss_states / load_loss_states: every loss with parameters, by dataset name
 final model   -> save_loss_heads: the head beside the model (``save_head``), and a card note saying where
@@ -18,7 +21,7 @@ import torch
 from torch import nn
 
 from kosim.data.datasets import ColumnDataset
-from kosim.losses.gist import GuideTable, bind_guide_table, needs_guide
+from kosim.losses.gist import GuideTable, bind_guide_table, needs_guide, takes_teacher
 from kosim.model import SentenceEncoder
 from kosim.training.errors import TrainingError
 
@@ -29,6 +32,7 @@ __all__ = [
     "load_loss_states",
     "loss_states",
     "losses_with_parameters",
+    "model_sources",
     "resolve_guides",
     "save_loss_heads",
 ]
@@ -37,44 +41,88 @@ Guide = SentenceEncoder | Mapping[str, SentenceEncoder] | None
 HEADS_DIR = "loss_heads"  # several losses with heads: one subdirectory per dataset
 
 
-def resolve_guides(losses: Mapping[str, nn.Module], guide: Guide) -> dict[str, SentenceEncoder]:
-    """The guide model of each training dataset whose loss is guided (GISTEmbedLoss, also inside a wrapper).
+def resolve_guides(
+    losses: Mapping[str, nn.Module], guide: Guide, teacher: Guide = None, student: SentenceEncoder | None = None
+) -> dict[str, SentenceEncoder]:
+    """The guide model of each training dataset whose loss is guided (GISTEmbedLoss, also inside a wrapper), and
+    the teacher model of each dataset whose MSELoss learns a teacher's embeddings.
 
-    ``guide`` is one model for every guided loss, or ``{dataset name: model}``. A guided loss without a guide, a
-    guide for a dataset whose loss takes none, or one that is not a SentenceEncoder is refused here, when the
-    Trainer is built, not at the first step.
+    ``guide`` / ``teacher`` is one model for every such loss, or ``{dataset name: model}``. A guided loss without a
+    guide, a guide (teacher) for a dataset whose loss takes none, one that is not a SentenceEncoder, or a teacher
+    whose embedding width is not the student's (``student``; or MSELoss's ``projection_dim``) is refused here, when
+    the Trainer is built, not at the first step.
     """
-    guided = [name for name, loss in losses.items() if needs_guide(loss)]
-    if guide is None:
-        guides: dict[str, Any] = {}
-    elif isinstance(guide, Mapping):
-        unknown = sorted(set(guide) - set(losses))
-        if unknown:
-            raise ValueError(f"guide given for unknown train dataset(s) {unknown}; datasets are {list(losses)}")
-        unguided = [name for name in guide if name not in guided]
-        if unguided:
-            raise ValueError(
-                f"guide given for dataset(s) {unguided}, whose loss takes no guide (only GISTEmbedLoss does)"
-            )
-        guides = dict(guide)
-    else:
-        if not guided:
-            raise ValueError(
-                "a guide model was given, but no training loss takes one (only GISTEmbedLoss does); "
-                f"losses: {sorted({type(loss).__name__ for loss in losses.values()})}"
-            )
-        guides = dict.fromkeys(guided, guide)
-    for name, model in guides.items():
-        if not isinstance(model, SentenceEncoder):
-            raise TypeError(f"the guide of dataset {name!r} must be a SentenceEncoder, got {type(model).__name__}")
-    missing = [name for name in guided if name not in guides]
+    guides = _assign(losses, guide, needs_guide, "guide", "GISTEmbedLoss")
+    missing = [name for name, loss in losses.items() if needs_guide(loss) and name not in guides]
     if missing:
         raise ValueError(
             f"dataset(s) {missing}: GISTEmbedLoss needs a guide model; pass Trainer(..., guide=SentenceEncoder) "
             '(or {dataset: SentenceEncoder}), or in a run config add guide = "model directory or hub id" to the '
             "[[datasets]] entry"
         )
-    return guides
+    teachers = _assign(losses, teacher, takes_teacher, "teacher", "MSELoss")
+    for name, model in teachers.items():
+        width = _target_width(losses[name], student)
+        if width is not None and model.embedding_dim != width:
+            raise ValueError(
+                f"dataset {name!r}: the teacher gives {model.embedding_dim}-d embeddings, but the student "
+                f"{'projects' if width != getattr(student, 'embedding_dim', width) else 'gives'} {width}-d ones; "
+                "MSELoss needs equal widths (set MSELoss(projection_dim=teacher width, embedding_dim=student width) "
+                "to learn a projection)"
+            )
+    return {**guides, **teachers}
+
+
+def _target_width(loss: nn.Module, student: SentenceEncoder | None) -> int | None:
+    while not hasattr(loss, "projection_dim") and isinstance(getattr(loss, "loss", None), nn.Module):
+        loss = loss.loss
+    projection = getattr(loss, "projection_dim", None)
+    return projection if projection is not None else getattr(student, "embedding_dim", None)
+
+
+def _assign(losses: Mapping[str, nn.Module], given: Guide, takes, what: str, loss_name: str) -> dict[str, Any]:
+    """``{dataset: model}`` of one model for every loss that ``takes`` it, or of a ``{dataset: model}`` map."""
+    taking = [name for name, loss in losses.items() if takes(loss)]
+    if given is None:
+        models: dict[str, Any] = {}
+    elif isinstance(given, Mapping):
+        unknown = sorted(set(given) - set(losses))
+        if unknown:
+            raise ValueError(f"{what} given for unknown train dataset(s) {unknown}; datasets are {list(losses)}")
+        refused = [name for name in given if name not in taking]
+        if refused:
+            raise ValueError(
+                f"{what} given for dataset(s) {refused}, whose loss takes no {what} (only {loss_name} does)"
+            )
+        models = dict(given)
+    else:
+        if not taking:
+            raise ValueError(
+                f"a {what} model was given, but no training loss takes one (only {loss_name} does); "
+                f"losses: {sorted({type(loss).__name__ for loss in losses.values()})}"
+            )
+        models = dict.fromkeys(taking, given)
+    for name, model in models.items():
+        if not isinstance(model, SentenceEncoder):
+            raise TypeError(f"the {what} of dataset {name!r} must be a SentenceEncoder, got {type(model).__name__}")
+    return models
+
+
+def model_sources(
+    losses: Mapping[str, nn.Module],
+    models: Mapping[str, SentenceEncoder],
+    guide_source: str | Mapping[str, str] | None,
+    teacher_source: str | Mapping[str, str] | None,
+) -> dict[str, str]:
+    """What the card names each guide (teacher) model by: its ``guide_source`` (``teacher_source``), one for all or
+    ``{dataset: path or hub id}``."""
+    out = {}
+    for name in models:
+        source = teacher_source if takes_teacher(losses[name]) else guide_source
+        value = source.get(name) if isinstance(source, Mapping) else source
+        if value is not None:
+            out[name] = str(value)
+    return out
 
 
 def bind_guides(
@@ -86,24 +134,38 @@ def bind_guides(
     max_seq_length: int,
     batch_size: int,
     progress: bool | None = None,
+    prompts: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[nn.Module]:
-    """Each loss of ``names`` with a guide bound to a table of ``datasets[name]``'s texts, on ``device``.
+    """Each loss of ``names`` with a guide (teacher) bound to a table of ``datasets[name]``'s texts, on ``device``.
 
-    The guide encodes on ``device`` (then goes back where it was), once per distinct text, truncated to the
-    student's ``max_seq_length`` when that is shorter than its own. Text ids are per dataset, so every dataset, an
-    eval dataset too, gets its own table.
+    The guide encodes on ``device`` (then goes back where it was), once per distinct text under its column's
+    training prompt (``prompts``: ``{dataset: {column: prompt}}``, the texts the student reads), truncated to the
+    student's ``max_seq_length`` when that is shorter than its own. A teacher encodes the first column's texts as
+    its ``encode`` would (no training prompt: the targets an ST user computes with ``teacher.encode``); its dataset
+    must have no labels. Text ids are per dataset, so every dataset, an eval dataset too, gets its own table.
     """
     bound = []
     for name, loss in zip(names, losses):
         guide = guides.get(name)
-        if guide is None or not needs_guide(loss):
+        teacher = takes_teacher(loss)
+        if guide is None or not (needs_guide(loss) or teacher):
             bound.append(loss)
             continue
+        data = datasets[name]
+        if teacher and data.labels is not None:
+            raise ValueError(
+                f"dataset {name!r} has labels and a teacher model: MSELoss learns either the labels (the teacher's "
+                "embeddings computed beforehand) or the teacher's embeddings, not both; drop one"
+            )
+        if teacher:
+            options: dict[str, Any] = {"columns": data.column_names[:1], "unprompted": None}
+        else:
+            options = {"prompts": (prompts or {}).get(name)}
         home = guide.device
         guide.to(device)
         try:
             table = GuideTable.from_dataset(
-                guide, datasets[name], max_seq_length=max_seq_length, batch_size=batch_size, progress=progress
+                guide, data, max_seq_length=max_seq_length, batch_size=batch_size, progress=progress, **options
             )
         finally:
             guide.to(home)
@@ -159,7 +221,10 @@ def card_notes(
     notes: dict[str, str] = {}
     for name in guides:
         shown = sources.get(name) or f"a {guides[name].embedding_dim}-d SentenceEncoder given in Python"
-        notes[f"Guide model of {name!r} (GISTEmbedLoss)"] = shown
+        if name in losses and takes_teacher(losses[name]):
+            notes[f"Teacher model of {name!r} (MSELoss)"] = shown
+        else:
+            notes[f"Guide model of {name!r} (GISTEmbedLoss)"] = shown
     dirs = _head_dirs(losses, Path("."))
     for name, directory in dirs.items():
         note = losses[name].card_note() if hasattr(losses[name], "card_note") else "saved"

@@ -170,7 +170,15 @@ def build_state(
     progress = None if dist.is_main and not args.disable_tqdm else False
     batch = args.per_device_eval_batch_size
     bound = bind_guides(
-        [losses[n] for n in names], names, datasets, guides or {}, device, model.max_seq_length, batch, progress
+        [losses[n] for n in names],
+        names,
+        datasets,
+        guides or {},
+        device,
+        model.max_seq_length,
+        batch,
+        progress,
+        prompts,
     )
     heads = nn.ModuleList(dict.fromkeys(losses_with_parameters(losses).values()))  # each distinct loss once
     optimizer = torch.optim.AdamW(

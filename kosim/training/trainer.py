@@ -45,6 +45,7 @@ from kosim.training.loss_setup import (
     card_notes,
     load_loss_states,
     loss_states,
+    model_sources,
     resolve_guides,
     save_loss_heads,
 )
@@ -97,6 +98,8 @@ class Trainer:
 
     ``guide``: the frozen guide model of GISTEmbedLoss (one for every GIST loss, or ``{dataset: model}``); it
     encodes each distinct text once at set-up. ``guide_source`` names it on the model card (a path or hub id).
+    ``teacher`` / ``teacher_source``: the same for MSELoss, whose targets are then the teacher's embeddings of each
+    row's first text (the teacher's width must be the student's).
     Losses with parameters (SoftmaxLoss) are trained with the model, checkpointed, and saved beside it.
     """
 
@@ -111,6 +114,8 @@ class Trainer:
         base_model: str | None = None,
         guide: Guide = None,
         guide_source: str | Mapping[str, str] | None = None,
+        teacher: Guide = None,
+        teacher_source: str | Mapping[str, str] | None = None,
     ):
         self.model = model
         self.args = args
@@ -122,9 +127,8 @@ class Trainer:
         if missing:
             raise ValueError(f"no loss for train dataset(s) {missing}; losses are given for {sorted(losses)}")
         self.losses = {n: losses[n] for n in self.train_datasets}
-        self.guides = resolve_guides(self.losses, guide)
-        sources = guide_source if isinstance(guide_source, Mapping) else dict.fromkeys(self.guides, guide_source)
-        self.guide_sources = {n: str(v) for n, v in sources.items() if v is not None}
+        self.guides = resolve_guides(self.losses, guide, teacher, model)  # GIST guides and MSELoss teachers
+        self.guide_sources = model_sources(self.losses, self.guides, guide_source, teacher_source)
         self._eval_losses: dict[str, nn.Module] = {}  # eval dataset -> its loss (GIST: bound to its own table)
         self.eval_datasets = _named_datasets(eval_dataset)
         self.evaluators = (
@@ -352,7 +356,7 @@ class Trainer:
             guides = {name: self.guides[source]} if source in self.guides else {}
             batch = self.args.per_device_eval_batch_size
             self._eval_losses[name] = bind_guides(
-                [loss], [name], {name: data}, guides, device, self.model.max_seq_length, batch, progress=False
+                [loss], [name], {name: data}, guides, device, self.model.max_seq_length, batch, False, self.prompts
             )[0]
         return self._eval_losses[name]
 
