@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from kosim.data.datasets import ColumnDataset
+from kosim.data.parsing import as_label_array
 
 __all__ = [
     "LABEL_COLUMNS",
@@ -85,16 +84,8 @@ def to_column_dataset(data: Any, name: str = "train") -> ColumnDataset:
     labels = None
     if found:
         values = columns.pop(found[0])
-        try:
-            labels = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"dataset {name!r}: column {found[0]!r} must hold numbers (one per row), got e.g. {values[:1]!r}"
-            ) from exc
-        if labels.ndim != 1:
-            raise ValueError(
-                f"dataset {name!r}: column {found[0]!r} holds one number per row in kosim, got shape {labels.shape}"
-            )
+        # one number per row, or a vector per row (teacher scores for MarginMSE, teacher embeddings for MSE)
+        labels = as_label_array(list(values), f"dataset {name!r}: column {found[0]!r} must hold numbers")
     if not columns:
         raise ValueError(f"dataset {name!r} has only a label column ({found[0]!r}) and no text column")
     return ColumnDataset(columns, labels, name=name)

@@ -11,6 +11,7 @@ import numpy as np
 
 from kosim.data.datasets import ColumnDataset
 from kosim.data.parsing import (
+    LabelChoice,
     ColumnChoice,
     DataError,
     check_field_count,
@@ -54,7 +55,7 @@ def read_table(
     columns: ColumnChoice = None,
     format: str | None = None,
     *,
-    label: str | None = None,
+    label: LabelChoice = None,
     name: str | None = None,
 ) -> ColumnDataset:
     """Read a ``.tsv`` / ``.csv`` / ``.jsonl`` table into a :class:`ColumnDataset`.
@@ -63,7 +64,8 @@ def read_table(
         path: the file.
         columns: text columns to keep (list, ``{file_name: dataset_name}`` dict, or ``None`` for all but ``label``).
         format: ``"tsv"``, ``"csv"`` or ``"jsonl"``; ``None`` takes it from the file suffix (case-insensitive).
-        label: name of a numeric label column or key, or ``None``.
+        label: name of a numeric label column or key, a list of them (a vector label per row), ``"scores"`` for the
+            ``scores_0, scores_1, ..`` columns mining writes, or ``None``.
         name: dataset name; defaults to the file's stem.
 
     Raises:

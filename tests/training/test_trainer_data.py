@@ -124,3 +124,21 @@ def test_core_trainer_trains_a_kosim_st_model_as_a_core_model(bert_dir, tmp_path
     }
     assert cards["st"] == cards["core"]
     assert (tmp_path / "st" / "checkpoint-1" / "model.safetensors").is_file()
+
+
+def test_vector_labels_of_a_dict_or_dataset_reach_marginmse(bert_dir, tmp_path):
+    # mined rows with output_scores: the "scores" column holds [positive, negative...] teacher scores per row
+    from kosim.losses import MarginMSELoss
+
+    scores = [[0.9 - 0.01 * i, 0.2 + 0.01 * i] for i in range(len(ANCHORS))]
+    columns = {"query": ANCHORS, "positive": POSITIVES, "negative": POSITIVES[::-1], "scores": scores}
+    data = to_column_dataset(columns)
+    np.testing.assert_allclose(data.labels, scores)
+    assert data.column_names == ["query", "positive", "negative"]
+    reference = ColumnDataset({k: v for k, v in columns.items() if k != "scores"}, labels=scores)
+    _same_weights(
+        _train(bert_dir, tmp_path / "dict", columns, MarginMSELoss()),
+        _train(bert_dir, tmp_path / "ref", reference, MarginMSELoss()),
+    )
+    with pytest.raises(ValueError, match="'scores' must hold numbers.*ragged"):
+        to_column_dataset({"query": ["a", "b"], "scores": [[1.0, 2.0], [1.0]]})
