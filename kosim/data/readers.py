@@ -11,9 +11,9 @@ import numpy as np
 
 from kosim.data.datasets import ColumnDataset
 from kosim.data.parsing import (
-    LabelChoice,
     ColumnChoice,
     DataError,
+    LabelChoice,
     check_field_count,
     iter_split_lines,
     select_columns,
