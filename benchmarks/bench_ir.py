@@ -49,7 +49,7 @@ def cpu_flags() -> dict[str, object]:
         pass
     from kosim.precision import bf16_is_fast
 
-    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
     return {"cpu": name, "flags": [f for f in wanted if f in flags], "native_bf16": bf16_is_fast("cpu")}
 
 

@@ -31,9 +31,10 @@ def topk_search(
     """Exact top-k search: ``(scores [n_queries, k], indices [n_queries, k])``, best first, k = min(top_k, corpus).
 
     The one chunked search used by semantic search, the IR evaluator and hard-negative mining. The corpus is
-    scanned ``chunk_size`` rows at a time (the queries ``query_chunk_size`` at a time), each chunk's top-k merged
-    into a running top-k, so memory stays at ``query_chunk_size * (chunk_size + top_k)`` scores whatever the corpus
-    size: never an ``n_queries x n_corpus`` matrix. ``score_function`` is ``"cos"`` (rows L2-normalised first) or
+    scanned ``chunk_size`` rows at a time (each chunk cast and normalised once), against the queries
+    ``query_chunk_size`` at a time, each block's top-k merged into every query's running top-k, so memory stays at
+    ``query_chunk_size * chunk_size`` scores plus ``n_queries * top_k`` kept hits whatever the corpus size: never
+    an ``n_queries x n_corpus`` matrix. ``score_function`` is ``"cos"`` (rows L2-normalised first) or
     ``"dot"``. Embeddings may be numpy arrays or tensors (a 1-D vector is one query); the work runs on the queries'
     device in float32, and the results stay there. Equal scores come out in no particular order.
     """
@@ -50,30 +51,30 @@ def topk_search(
         raise ValueError(f"queries have dimension {queries.shape[1]} but the corpus has {corpus.shape[1]}")
     device = queries.device
     k_out = min(top_k, corpus.shape[0])
-    all_scores = torch.empty((queries.shape[0], k_out), dtype=torch.float32, device=device)
-    all_index = torch.empty((queries.shape[0], k_out), dtype=torch.long, device=device)
-    for q_start in range(0, queries.shape[0], query_chunk_size):
-        q = queries[q_start : q_start + query_chunk_size].to(dtype=torch.float32)  # [nq, d]
+    n_queries = queries.shape[0]
+    # The running top-k of every query; the corpus is the outer loop so each chunk is cast and normalised once
+    best_scores = torch.full((n_queries, k_out), float("-inf"), dtype=torch.float32, device=device)  # [n, k]
+    best_index = torch.zeros((n_queries, k_out), dtype=torch.long, device=device)  # [n, k]
+    for c_start in range(0, corpus.shape[0], chunk_size):
+        chunk = corpus[c_start : c_start + chunk_size].to(device=device, dtype=torch.float32)  # [nc, d]
         if score_function == "cos":
-            q = torch.nn.functional.normalize(q, dim=1)
-        best_scores = q.new_empty((q.shape[0], 0))  # [nq, <=top_k]
-        best_index = torch.empty((q.shape[0], 0), dtype=torch.long, device=device)
-        for c_start in range(0, corpus.shape[0], chunk_size):
-            chunk = corpus[c_start : c_start + chunk_size].to(device=device, dtype=torch.float32)  # [nc, d]
+            chunk = torch.nn.functional.normalize(chunk, dim=1)
+        chunk_t = chunk.T  # [d, nc], a view
+        k_chunk = min(top_k, chunk.shape[0])
+        for q_start in range(0, n_queries, query_chunk_size):
+            q = queries[q_start : q_start + query_chunk_size].to(device=device, dtype=torch.float32)  # [nq, d]
             if score_function == "cos":
-                chunk = torch.nn.functional.normalize(chunk, dim=1)
-            scores = q @ chunk.T  # [nq, nc]
-            chunk_scores, chunk_index = scores.topk(min(top_k, scores.shape[1]), dim=1)
-            if best_scores.shape[1] == 0:
-                best_scores, best_index = chunk_scores, chunk_index + c_start
+                q = torch.nn.functional.normalize(q, dim=1)
+            chunk_scores, chunk_index = (q @ chunk_t).topk(k_chunk, dim=1)  # [nq, k_chunk]
+            rows = slice(q_start, q_start + q.shape[0])
+            if c_start == 0:
+                best_scores[rows, :k_chunk], best_index[rows, :k_chunk] = chunk_scores, chunk_index
                 continue
-            merged_scores = torch.cat([best_scores, chunk_scores], dim=1)  # [nq, <=2k]
-            merged_index = torch.cat([best_index, chunk_index + c_start], dim=1)
-            best_scores, pick = merged_scores.topk(min(top_k, merged_scores.shape[1]), dim=1)
-            best_index = merged_index.gather(1, pick)
-        all_scores[q_start : q_start + q.shape[0]] = best_scores
-        all_index[q_start : q_start + q.shape[0]] = best_index
-    return all_scores, all_index
+            merged_scores = torch.cat([best_scores[rows], chunk_scores], dim=1)  # [nq, k + k_chunk]
+            merged_index = torch.cat([best_index[rows], chunk_index + c_start], dim=1)
+            top, pick = merged_scores.topk(k_out, dim=1)
+            best_scores[rows], best_index[rows] = top, merged_index.gather(1, pick)
+    return best_scores, best_index
 
 
 def semantic_search(
