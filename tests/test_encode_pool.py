@@ -165,3 +165,26 @@ def test_rank_shards_under_a_process_group(bert_dir, tmp_path):
         np.testing.assert_allclose(np.load(tmp_path / f"tokens{rank}.npy"), tokens, atol=1e-6, rtol=0)
     # outside torchrun RankShards is a plain encode
     np.testing.assert_array_equal(model.encode(TEXTS[:3], pool=RankShards()), model.encode(TEXTS[:3]))
+
+
+def test_mining_and_ir_evaluator_take_the_pool(model, pool):
+    from kosim.evaluation import InformationRetrievalEvaluator
+    from kosim.mining import mine_hard_negatives
+
+    anchors, positives = KOREAN[:8], [t[::-1] for t in KOREAN[:8]]
+    data = {"anchor": anchors, "positive": positives}
+    options = {"num_negatives": 2, "range_max": 6, "verbose": False, "output_scores": True}
+    pooled, plain = mine_hard_negatives(data, model, pool=pool, **options), mine_hard_negatives(data, model, **options)
+    assert list(pooled) == list(plain)
+    for column in plain:
+        if column == "scores":
+            np.testing.assert_allclose(pooled[column], plain[column], atol=1e-6, rtol=0)
+        else:
+            assert pooled[column] == plain[column], column
+    queries = dict(enumerate(anchors))
+    corpus = {f"d{i}": t for i, t in enumerate(positives + KOREAN[8:])}
+    relevant = {i: {f"d{i}"} for i in queries}
+    plain = InformationRetrievalEvaluator(queries, corpus, relevant, name="ir")(model)
+    pooled = InformationRetrievalEvaluator(queries, corpus, relevant, name="ir", pool=pool)(model)
+    assert list(pooled) == list(plain)
+    np.testing.assert_allclose(list(pooled.values()), list(plain.values()), atol=1e-6, rtol=0)

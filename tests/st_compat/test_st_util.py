@@ -85,5 +85,5 @@ def test_mine_hard_negatives_on_a_datasets_dataset(models):
     assert isinstance(b, datasets.Dataset)
     assert b.column_names == a.column_names
     assert b.to_dict() == a.to_dict()
-    with pytest.raises(TypeError, match="use_multi_process"):
-        util.mine_hard_negatives(data, ours, use_multi_process=True)
+    pooled = util.mine_hard_negatives(data, ours, use_multi_process=["cpu", "cpu"], **kwargs)
+    assert pooled.to_dict() == a.to_dict()
