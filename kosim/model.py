@@ -174,12 +174,14 @@ class SentenceEncoder(nn.Module):
         progress: bool | None = None,
         prompt: str | None = None,
         prompt_name: str | None = None,
-        chunk_size: int = 16384,
+        chunk_size: int | None = None,
         *,
         truncate_dim: int | None = None,
         precision: str = "float32",
         output: str = "sentence",
         device: str | torch.device | None = None,
+        pool: Any = None,
+        devices: Sequence[str | torch.device] | None = None,
     ) -> np.ndarray | Tensor | list:
         """Embed texts: a str gives `[dim]`, a list gives `[n, dim]` in input order (float32).
 
@@ -196,6 +198,9 @@ class SentenceEncoder(nn.Module):
         - `output="token"` returns each text's token states instead, special tokens included: a list of
           `[len_i, hidden]` float32 arrays (a single array for a str), not pooled, truncated nor normalized.
         - `device` (with `to="torch"`) is where the returned tensors live; default the model's device.
+        - `pool` (a `kosim.encode_pool.EncodePool`, or `RankShards()` under torchrun) encodes in several processes,
+          `chunk_size` texts per job; `devices=["cuda:0", "cuda:1"]` starts a pool for this call only. The result
+          equals a single-process encode.
         """
         single = isinstance(texts, str)
         items = [texts] if single else check_texts(texts)
@@ -216,14 +221,25 @@ class SentenceEncoder(nn.Module):
         truncate_dim = self._check_truncate_dim(truncate_dim) if truncate_dim is not None else self.truncate_dim
         prompt = self._resolve_prompt(prompt, prompt_name)
 
+        if chunk_size is not None and (
+            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+        ):
+            raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
         show = progress if progress is not None else (len(items) >= 256 and sys.stderr.isatty())
+        if pool is not None or devices is not None:
+            job = {"batch_size": batch_size, "normalize": normalize, "dtype": dtype, "prompt": prompt, "output": output}
+            job |= {"truncate_dim": truncate_dim if output == "sentence" else None, "to": "numpy", "progress": False}
+            from kosim.encode_pool import encode_with_pool
+
+            result = encode_with_pool(self, items, pool, devices, job, chunk_size, bool(show))
+            return self._finish(result, precision, to, target, single)
         bar = None
         if show:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(items), desc="Encoding", unit="text")
         try:
-            batches = self._packed_batches(items, prompt, batch_size, chunk_size, bar)
+            batches = self._packed_batches(items, prompt, batch_size, chunk_size or 16384, bar)
             weights = self._inference_weights(dtype)
             if output == "token":
                 result = self._token_outputs(batches, dtype, weights, len(items), to, target)
@@ -234,6 +250,11 @@ class SentenceEncoder(nn.Module):
         finally:
             if bar is not None:
                 bar.close()
+        return self._finish(result, precision, to, target, single)
+
+    @staticmethod
+    def _finish(result, precision: str, to: str, target: torch.device, single: bool):
+        """encode's last step, the same after one process or a pool: quantize, place, unwrap a single text."""
         if precision != "float32":
             result = quantize_embeddings(result, precision)
         if to == "torch":

@@ -41,8 +41,13 @@ def model(bert_dir) -> SentenceEncoder:
 def setup(model, tmp_path_factory):
     nli = ColumnDataset({"anchor": ANCHORS, "positive": POSITIVES, "negative": NEGATIVES}, name="nli")
     sts = ColumnDataset({"sentence1": PAIRS1, "sentence2": PAIRS2}, labels=SCORES, name="sts")
-    sts_dev = EmbeddingSimilarityEvaluator(PAIRS1, PAIRS2, SCORES, name="sts-dev")
-    nli_dev = TripletEvaluator(ANCHORS, POSITIVES, NEGATIVES, name="nli-dev", similarity_fns=["cosine", "dot"])
+    all_fns = ["cosine", "euclidean", "manhattan", "dot"]  # several similarities; cosine the primary one
+    sts_dev = EmbeddingSimilarityEvaluator(
+        PAIRS1, PAIRS2, SCORES, name="sts-dev", similarity_fns=all_fns, main_similarity="cosine"
+    )
+    nli_dev = TripletEvaluator(
+        ANCHORS, POSITIVES, NEGATIVES, name="nli-dev", similarity_fns=["cosine", "dot"], main_similarity="cosine"
+    )
     metrics = {**sts_dev(model), **nli_dev(model), "validation_loss": 0.25}
     log_history = [
         {"step": 5, "epoch": 0.5, "loss": 2.345678, "learning_rate": 4e-5},

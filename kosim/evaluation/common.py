@@ -16,7 +16,10 @@ __all__ = [
     "ALL_SIMILARITIES",
     "check_batch_size",
     "check_texts",
+    "check_truncate_dim",
+    "SimilarityChoice",
     "encode_columns",
+    "encode_role",
     "encode_unique",
     "metric_key",
     "resolve_main_similarity",
@@ -41,6 +44,15 @@ def check_batch_size(batch_size: int) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     return batch_size
+
+
+def check_truncate_dim(truncate_dim: int | None) -> int | None:
+    """None, or a positive int (a bool refused)."""
+    if truncate_dim is not None and (
+        isinstance(truncate_dim, bool) or not isinstance(truncate_dim, int) or truncate_dim < 1
+    ):
+        raise ValueError(f"truncate_dim must be None or a positive int, got {truncate_dim!r}")
+    return truncate_dim
 
 
 def resolve_similarity_fns(similarity_fns: Sequence[str] | str | None) -> list[str]:
@@ -68,6 +80,44 @@ def resolve_main_similarity(main_similarity: str | None, similarity_fns: list[st
     if main not in similarity_fns:
         raise ValueError(f"main_similarity {main!r} is not among similarity_fns {similarity_fns}")
     return main
+
+
+class SimilarityChoice:
+    """Which similarities an evaluator computes and which one is its primary metric, by sentence-transformers' rules.
+
+    The similarities are ``similarity_fns``; else ``[main_similarity]`` when that is given; else the model's own
+    ``similarity_fn_name`` at each call (cosine for a model without one). The primary one is ``main_similarity``;
+    else ``"max"`` (the best of them) when several are computed; else the only one.
+    """
+
+    def __init__(self, similarity_fns: Sequence[str] | str | None, main_similarity: str | None) -> None:
+        self.configured = None if similarity_fns is None else resolve_similarity_fns(similarity_fns)
+        self.main = (
+            None if main_similarity is None else resolve_similarity(getattr(main_similarity, "value", main_similarity))
+        )
+        if self.configured is None and self.main is not None:
+            self.configured = [self.main]
+        if self.main is not None and self.main not in self.configured:
+            raise ValueError(f"main_similarity {self.main!r} is not among similarity_fns {self.configured}")
+        self._last: list[str] | None = None
+
+    def for_model(self, model: Any) -> list[str]:
+        """The similarities of a call on ``model`` (remembered for ``current``)."""
+        own = getattr(model, "similarity_fn_name", None) or "cosine"
+        self._last = self.configured or [resolve_similarity(getattr(own, "value", own))]
+        return self._last
+
+    @property
+    def current(self) -> list[str]:
+        """The configured similarities, else those of the last call (cosine before a first one)."""
+        return self.configured or self._last or ["cosine"]
+
+    @property
+    def primary(self) -> str:
+        """The similarity of the primary metric, or ``"max"``."""
+        if self.main is not None:
+            return self.main
+        return "max" if len(self.current) > 1 else self.current[0]
 
 
 def metric_key(name: str, metric: str) -> str:
@@ -117,9 +167,15 @@ def encode_unique(
     sentence's embedding identical wherever it appears. ``show_progress_bar`` is forwarded through
     :func:`progress_kwargs`.
     """
+    return _encode_unique_with(model.encode, texts, batch_size, show_progress_bar)
+
+
+def _encode_unique_with(
+    encode: Any, texts: list[str], batch_size: int, show_progress_bar: bool | None
+) -> tuple[list[str], Tensor]:
     unique = list(dict.fromkeys(texts))
-    kwargs: dict[str, Any] = {"batch_size": batch_size, **progress_kwargs(model.encode, show_progress_bar)}
-    embeddings = _to_float_tensor(model.encode(unique, **kwargs))
+    kwargs: dict[str, Any] = {"batch_size": batch_size, **progress_kwargs(encode, show_progress_bar)}
+    embeddings = _to_float_tensor(encode(unique, **kwargs))
     if embeddings.dim() != 2 or embeddings.shape[0] != len(unique):
         raise ValueError(
             f"model.encode returned shape {tuple(embeddings.shape)} for {len(unique)} texts; "
@@ -140,3 +196,17 @@ def encode_columns(
     )
     position = {text: i for i, text in enumerate(unique)}
     return [embeddings[[position[text] for text in column]] for column in columns]  # each [n, dim]
+
+
+def encode_role(
+    model: Any, texts: list[str], role: str | None, batch_size: int, show_progress_bar: bool | None = None
+) -> Tensor:
+    """``[len(texts), dim]`` float embeddings, each distinct text encoded once, with the model's ``encode_query``
+    (``role="query"``) or ``encode_document`` (``"document"``) when it has them, as sentence-transformers'
+    evaluators do; plain ``encode`` otherwise."""
+    method = (getattr(model, f"encode_{role}", None) if role else None) or model.encode
+    unique, embeddings = _encode_unique_with(method, texts, batch_size, show_progress_bar)
+    if len(unique) == len(texts):
+        return embeddings
+    position = {text: i for i, text in enumerate(unique)}
+    return embeddings[[position[text] for text in texts]]

@@ -135,6 +135,7 @@ class InformationRetrievalEvaluator:
         allow_missing_relevant: a relevant id that is not in the corpus is an error (usually an id type mismatch,
             ``1`` vs ``"1"``); True accepts it as sentence-transformers does: relevant, but never retrieved.
         query_chunk_size: queries scored per search step.
+        pool: an ``EncodePool`` (or ``RankShards()``) from :mod:`kosim.encode_pool`, passed to the model's encode.
     """
 
     def __init__(
@@ -162,7 +163,9 @@ class InformationRetrievalEvaluator:
         write_predictions: bool = False,
         allow_missing_relevant: bool = False,
         query_chunk_size: int = 1024,
+        pool: Any = None,
     ) -> None:
+        self.pool = pool
         for flag, value in (("write_csv", write_csv), ("write_predictions", write_predictions)):
             if value:
                 raise ValueError(
@@ -339,6 +342,8 @@ class InformationRetrievalEvaluator:
         prompt, prompt_name = self.prompts[side]
         method = getattr(model, "encode_query" if side == "query" else "encode_document", None)
         kwargs: dict[str, Any] = {"batch_size": self.batch_size}
+        if self.pool is not None:
+            kwargs["pool"] = self.pool
         if prompt is not None:
             kwargs["prompt"] = prompt
         elif prompt_name is not None:

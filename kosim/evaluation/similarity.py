@@ -12,12 +12,13 @@ from scipy.stats import pearsonr, spearmanr
 # ALL_SIMILARITIES, encode_unique and resolve_similarity_fns lived here before kosim.evaluation.common; re-exported.
 from kosim.evaluation.common import (
     ALL_SIMILARITIES,
+    SimilarityChoice,
     check_batch_size,
     check_texts,
+    check_truncate_dim,
     encode_columns,
     encode_unique,
     metric_key,
-    resolve_main_similarity,
     resolve_similarity_fns,
 )
 from kosim.similarity import PAIRWISE_FUNCTIONS
@@ -28,10 +29,10 @@ __all__ = ["ALL_SIMILARITIES", "EmbeddingSimilarityEvaluator", "encode_unique", 
 class EmbeddingSimilarityEvaluator:
     """Pearson and Spearman correlation between gold scores and embedding similarities of sentence pairs.
 
-    Metric keys follow sentence-transformers 6.2: ``"{name}_pearson_cosine"``, ``"{name}_spearman_cosine"``, ...
-    for each similarity, plus ``"{name}_pearson_max"`` / ``"{name}_spearman_max"`` when more than one similarity is
-    computed; without a name the ``"{name}_"`` prefix is dropped. The numbers equal sentence-transformers'
-    ``EmbeddingSimilarityEvaluator(similarity_fn_names=..., main_similarity="cosine")`` on the same embeddings.
+    Defaults, keys and numbers are sentence-transformers 6.2's: the model's own similarity (``similarity_fn_name``)
+    unless ``similarity_fns`` (or ``main_similarity``) name others; keys ``"{name}_pearson_cosine"``,
+    ``"{name}_spearman_cosine"``, ... per similarity, plus ``"{name}_pearson_max"`` / ``"{name}_spearman_max"`` when
+    several are computed; no ``"{name}_"`` prefix without a name.
 
     Args:
         sentences1, sentences2: the two sides of each pair (``n`` each).
@@ -39,10 +40,11 @@ class EmbeddingSimilarityEvaluator:
         batch_size: passed to ``model.encode``.
         name: dataset name used as key prefix, e.g. ``"sts-dev"``.
         similarity_fns: subset of ``"cosine"``, ``"euclidean"``, ``"manhattan"``, ``"dot"`` (aliases allowed);
-            all four when None.
+            None: ``[main_similarity]`` when given, else the model's own similarity at each call.
         show_progress_bar: forwarded to ``model.encode`` when not None.
-        main_similarity: similarity whose Spearman correlation is the primary metric; ``"cosine"`` when it is
-            computed, else the first of ``similarity_fns``.
+        main_similarity: the similarity of the primary metric (must be computed); None: ``"spearman_max"`` when
+            several similarities are computed, else the only one's Spearman correlation.
+        truncate_dim: keep only the first ``truncate_dim`` embedding dimensions (Matryoshka evaluation).
 
     Attributes:
         primary_metric: the key of the headline number, e.g. ``"sts-dev_spearman_cosine"``.
@@ -54,11 +56,12 @@ class EmbeddingSimilarityEvaluator:
         sentences1: Sequence[str],
         sentences2: Sequence[str],
         scores: Sequence[float],
-        batch_size: int = 32,
+        batch_size: int = 16,
         name: str = "",
         similarity_fns: Sequence[str] | None = None,
         show_progress_bar: bool | None = None,
         main_similarity: str | None = None,
+        truncate_dim: int | None = None,
     ) -> None:
         self.sentences1 = check_texts(sentences1, "sentences1")
         self.sentences2 = check_texts(sentences2, "sentences2")
@@ -76,38 +79,51 @@ class EmbeddingSimilarityEvaluator:
         self.scores = scores
         self.batch_size = check_batch_size(batch_size)
         self.name = name
-        self.similarity_fns = resolve_similarity_fns(similarity_fns)
         self.show_progress_bar = show_progress_bar
-        self.main_similarity = resolve_main_similarity(main_similarity, self.similarity_fns)
-        self.primary_metric = metric_key(name, f"spearman_{self.main_similarity}")
+        self.truncate_dim = check_truncate_dim(truncate_dim)
+        self.choice = SimilarityChoice(similarity_fns, main_similarity)
+        self.main_similarity = self.choice.main
+
+    @property
+    def similarity_fns(self) -> list[str]:
+        """The similarities computed (those of the last call when they come from the model)."""
+        return self.choice.current
+
+    @property
+    def primary_metric(self) -> str:
+        return metric_key(self.name, f"spearman_{self.choice.primary}")
 
     @property
     def metric_keys(self) -> list[str]:
         """The keys of the dict a call returns, in its order (for model cards and loggers)."""
-        metrics = [f"{kind}_{fn}" for fn in self.similarity_fns for kind in ("pearson", "spearman")]
-        if len(self.similarity_fns) > 1:
+        fns = self.choice.current
+        metrics = [f"{kind}_{fn}" for fn in fns for kind in ("pearson", "spearman")]
+        if len(fns) > 1:
             metrics += ["pearson_max", "spearman_max"]
         return [metric_key(self.name, metric) for metric in metrics]
 
     def __call__(self, model: Any) -> dict[str, float]:
         """Encode the distinct sentences with ``model.encode`` and return the correlation metrics."""
+        fns = self.choice.for_model(model)
         embeddings1, embeddings2 = encode_columns(  # [n, dim] each
             model, [self.sentences1, self.sentences2], self.batch_size, self.show_progress_bar
         )
+        if self.truncate_dim is not None:
+            embeddings1, embeddings2 = embeddings1[:, : self.truncate_dim], embeddings2[:, : self.truncate_dim]
         gold = np.asarray(self.scores, dtype=np.float64)
 
         metrics: dict[str, float] = {}
-        for fn in self.similarity_fns:
+        for fn in fns:
             predicted = PAIRWISE_FUNCTIONS[fn](embeddings1, embeddings2).numpy()  # [n]
             metrics[f"pearson_{fn}"] = float(pearsonr(gold, predicted)[0])
             metrics[f"spearman_{fn}"] = float(spearmanr(gold, predicted)[0])
-        if len(self.similarity_fns) > 1:
-            metrics["pearson_max"] = max(metrics[f"pearson_{fn}"] for fn in self.similarity_fns)
-            metrics["spearman_max"] = max(metrics[f"spearman_{fn}"] for fn in self.similarity_fns)
+        if len(fns) > 1:
+            metrics["pearson_max"] = max(metrics[f"pearson_{fn}"] for fn in fns)
+            metrics["spearman_max"] = max(metrics[f"spearman_{fn}"] for fn in fns)
         return {metric_key(self.name, key): value for key, value in metrics.items()}
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(name={self.name!r}, pairs={len(self.scores)}, "
-            f"similarity_fns={self.similarity_fns}, primary_metric={self.primary_metric!r})"
+            f"similarity_fns={self.choice.configured or 'model'}, primary_metric={self.primary_metric!r})"
         )

@@ -7,12 +7,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kosim.evaluation.common import (
+    ALL_SIMILARITIES,
+    SimilarityChoice,
     check_batch_size,
     check_texts,
-    encode_columns,
+    check_truncate_dim,
+    encode_role,
     metric_key,
-    resolve_main_similarity,
-    resolve_similarity_fns,
 )
 from kosim.similarity import PAIRWISE_FUNCTIONS, resolve_similarity
 
@@ -22,20 +23,24 @@ __all__ = ["TripletEvaluator"]
 class TripletEvaluator:
     """Accuracy of ``sim(anchor, positive) > sim(anchor, negative) + margin`` for each similarity function.
 
-    Metric keys follow sentence-transformers 6.2: ``"{name}_cosine_accuracy"``, ``"{name}_dot_accuracy"``, ... plus
-    ``"{name}_max_accuracy"`` when more than one similarity is computed (no prefix without a name). The numbers equal
-    sentence-transformers' ``TripletEvaluator(similarity_fn_names=..., main_similarity_function="cosine")``.
+    Defaults, keys and numbers are sentence-transformers 6.2's: the model's own similarity unless
+    ``similarity_fns`` (or ``main_similarity``) name others; anchors embedded with the model's ``encode_query``,
+    positives and negatives with ``encode_document`` (its "query" / "document" prompts, when it has them); keys
+    ``"{name}_cosine_accuracy"``, ... plus ``"{name}_max_accuracy"`` when several similarities are computed (no
+    prefix without a name).
 
     Args:
         anchors, positives, negatives: ``n`` texts each.
         batch_size: passed to ``model.encode``.
         name: dataset name used as key prefix.
-        similarity_fns: subset of ``"cosine"``, ``"euclidean"``, ``"manhattan"``, ``"dot"``; all four when None.
+        similarity_fns: subset of ``"cosine"``, ``"euclidean"``, ``"manhattan"``, ``"dot"``; None:
+            ``[main_similarity]`` when given, else the model's own similarity at each call.
         show_progress_bar: forwarded to ``model.encode`` when not None.
         margin: required gap, one number for every similarity or a mapping from similarity name to number (0
             for names it leaves out).
-        main_similarity: similarity whose accuracy is the primary metric; ``"cosine"`` when computed, else the
-            first of ``similarity_fns``.
+        main_similarity: the similarity of the primary metric (must be computed); None: ``"max_accuracy"`` when
+            several are computed, else the only one's accuracy.
+        truncate_dim: keep only the first ``truncate_dim`` embedding dimensions (Matryoshka evaluation).
 
     Attributes:
         primary_metric: the key of the headline number, e.g. ``"nli_cosine_accuracy"``.
@@ -47,12 +52,13 @@ class TripletEvaluator:
         anchors: Sequence[str],
         positives: Sequence[str],
         negatives: Sequence[str],
-        batch_size: int = 32,
+        batch_size: int = 16,
         name: str = "",
         similarity_fns: Sequence[str] | None = None,
         show_progress_bar: bool | None = None,
         margin: float | Mapping[str, float] = 0.0,
         main_similarity: str | None = None,
+        truncate_dim: int | None = None,
     ) -> None:
         self.anchors = check_texts(anchors, "anchors")
         self.positives = check_texts(positives, "positives")
@@ -66,44 +72,60 @@ class TripletEvaluator:
             raise ValueError("need at least one triplet")
         self.batch_size = check_batch_size(batch_size)
         self.name = name
-        self.similarity_fns = resolve_similarity_fns(similarity_fns)
         self.show_progress_bar = show_progress_bar
+        self.truncate_dim = check_truncate_dim(truncate_dim)
+        self.choice = SimilarityChoice(similarity_fns, main_similarity)
+        self.main_similarity = self.choice.main
         if isinstance(margin, Mapping):
             margins = {resolve_similarity(key): float(value) for key, value in margin.items()}
         else:
-            margins = {fn: float(margin) for fn in self.similarity_fns}
+            margins = dict.fromkeys(ALL_SIMILARITIES, float(margin))
         for key, value in margins.items():
             if not math.isfinite(value):
                 raise ValueError(f"margin for {key!r} must be finite, got {value}")
-        self.margin = {fn: margins.get(fn, 0.0) for fn in self.similarity_fns}
-        self.main_similarity = resolve_main_similarity(main_similarity, self.similarity_fns)
-        self.primary_metric = metric_key(name, f"{self.main_similarity}_accuracy")
+        self.margin = {fn: margins.get(fn, 0.0) for fn in ALL_SIMILARITIES}
+
+    @property
+    def similarity_fns(self) -> list[str]:
+        """The similarities computed (those of the last call when they come from the model)."""
+        return self.choice.current
+
+    @property
+    def primary_metric(self) -> str:
+        return metric_key(self.name, f"{self.choice.primary}_accuracy")
 
     @property
     def metric_keys(self) -> list[str]:
         """The keys of the dict a call returns, in its order (for model cards and loggers)."""
-        metrics = [f"{fn}_accuracy" for fn in self.similarity_fns]
-        if len(self.similarity_fns) > 1:
+        metrics = [f"{fn}_accuracy" for fn in self.choice.current]
+        if len(self.choice.current) > 1:
             metrics.append("max_accuracy")
         return [metric_key(self.name, metric) for metric in metrics]
 
     def __call__(self, model: Any) -> dict[str, float]:
-        """Encode the distinct texts with ``model.encode`` and return one accuracy per similarity function."""
-        anchors, positives, negatives = encode_columns(  # [n, dim] each
-            model, [self.anchors, self.positives, self.negatives], self.batch_size, self.show_progress_bar
+        """Embed anchors as queries and positives / negatives as documents; one accuracy per similarity."""
+        fns = self.choice.for_model(model)
+        n = len(self.anchors)
+        anchors = encode_role(model, self.anchors, "query", self.batch_size, self.show_progress_bar)  # [n, dim]
+        documents = encode_role(  # [2n, dim]: positives, then negatives
+            model, self.positives + self.negatives, "document", self.batch_size, self.show_progress_bar
         )
+        positives, negatives = documents[:n], documents[n:]
+        if self.truncate_dim is not None:
+            dim = self.truncate_dim
+            anchors, positives, negatives = anchors[:, :dim], positives[:, :dim], negatives[:, :dim]
 
         metrics: dict[str, float] = {}
-        for fn in self.similarity_fns:
+        for fn in fns:
             similarity = PAIRWISE_FUNCTIONS[fn]
             correct = similarity(anchors, positives) > similarity(anchors, negatives) + self.margin[fn]
             metrics[f"{fn}_accuracy"] = int(correct.sum()) / correct.numel()
-        if len(self.similarity_fns) > 1:
+        if len(fns) > 1:
             metrics["max_accuracy"] = max(metrics.values())
         return {metric_key(self.name, key): value for key, value in metrics.items()}
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(name={self.name!r}, triplets={len(self.anchors)}, "
-            f"similarity_fns={self.similarity_fns}, primary_metric={self.primary_metric!r})"
+            f"similarity_fns={self.choice.configured or 'model'}, primary_metric={self.primary_metric!r})"
         )

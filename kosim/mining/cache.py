@@ -109,6 +109,7 @@ def embed_texts(
     shard_size: int = 8192,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    pool: Any = None,
 ) -> np.ndarray:
     """L2-normalised float32 embeddings ``[len(texts), dim]`` of ``texts`` (each prefixed with ``prompt``).
 
@@ -135,14 +136,19 @@ def embed_texts(
         if log and done:
             log(f"cache: {role}: {done:,} of {n:,} embeddings found in {manifest_path.parent}, encoding the rest")
     if done < n:
-        _encode_into(model, texts, prompt, batch_size, dtype, store, done, shard_size, progress, role, manifest_path)
+        extra = {"pool": pool} if pool is not None else {}  # an EncodePool / RankShards (kosim.encode_pool)
+        _encode_into(
+            model, texts, prompt, batch_size, dtype, store, done, shard_size, progress, role, manifest_path, extra
+        )
     if manifest_path is None:
         return store
     del store  # close the memory map before reading the rows back into ordinary memory
     return np.load(manifest_path.with_suffix(".npy"))
 
 
-def _encode_into(model, texts, prompt, batch_size, dtype, store, done, shard_size, progress, role, manifest_path):
+def _encode_into(
+    model, texts, prompt, batch_size, dtype, store, done, shard_size, progress, role, manifest_path, extra
+):
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(texts), initial=done, desc=f"Encoding {role}", unit="text", disable=not progress)
@@ -150,7 +156,7 @@ def _encode_into(model, texts, prompt, batch_size, dtype, store, done, shard_siz
         for start in range(done, len(texts), shard_size):
             chunk = list(texts[start : start + shard_size])
             rows = model.encode(
-                chunk, batch_size=batch_size, normalize=True, dtype=dtype, prompt=prompt, progress=False
+                chunk, batch_size=batch_size, normalize=True, dtype=dtype, prompt=prompt, progress=False, **extra
             )
             store[start : start + len(chunk)] = np.asarray(rows, dtype=np.float32).reshape(len(chunk), -1)
             if manifest_path is not None:

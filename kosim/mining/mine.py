@@ -34,6 +34,8 @@ Options:
     cache_dir: keep the embeddings there and reuse them when model, texts and prompt match.
     query_chunk_size, corpus_chunk_size: the search's block sizes (memory per block: their product in scores).
     progress: tqdm bars on stderr (default: when ``verbose``).
+    pool: an ``EncodePool`` (or ``RankShards()`` under torchrun) from :mod:`kosim.encode_pool`: encode in several
+        processes / devices, with the same embeddings.
 
 Where kosim differs from sentence-transformers, on purpose: an unknown column or prompt name is an error (not a
 silent fallback to the first column); ``include_positives`` with an output format other than ``"n-tuple"`` is an
@@ -99,6 +101,7 @@ def mine_hard_negatives(
     query_chunk_size: int = 1024,
     corpus_chunk_size: int = 50_000,
     progress: bool | None = None,
+    pool: Any = None,
 ) -> dict[str, list]:
     """Mine hard negatives for the (anchor, positive) pairs of ``dataset``: the output columns as a dict of lists.
 
@@ -106,7 +109,9 @@ def mine_hard_negatives(
     :func:`~kosim.mining.to_column_dataset` makes it a ColumnDataset, :func:`~kosim.mining.write_mined` a file
     that ``kosim train`` reads. The options are described in this module's docstring.
     """
-    output_format = _check_options(**{k: v for k, v in locals().items() if k not in ("dataset", "model", "corpus")})
+    output_format = _check_options(
+        **{k: v for k, v in locals().items() if k not in ("dataset", "model", "corpus", "pool")}
+    )
     similarity = getattr(model, "similarity_fn_name", "cosine")
     if similarity not in ("cosine", "dot"):
         raise ValueError(f"model.similarity_fn_name is {similarity!r}: mining ranks by cosine (or dot) similarity only")
@@ -120,7 +125,7 @@ def mine_hard_negatives(
         _resolve_prompt(model, query_prompt, query_prompt_name, QUERY_PROMPT_NAMES, "query"),
         _resolve_prompt(model, corpus_prompt, corpus_prompt_name, CORPUS_PROMPT_NAMES, "corpus"),
     )
-    query_emb, corpus_emb = _embed(model, pairs, prompts, batch_size, dtype, cache_dir, progress, log)
+    query_emb, corpus_emb = _embed(model, pairs, prompts, batch_size, dtype, cache_dir, progress, log, pool)
     device = getattr(model, "device", torch.device("cpu"))
     window = range_max + pairs.max_rows_per_query  # room for the positives, which are removed afterwards
     scores, indices = search_candidates(
@@ -218,14 +223,14 @@ def _resolve_prompt(model: Any, prompt: str | None, prompt_name: str | None, def
     return prompts[prompt_name]
 
 
-def _embed(model, pairs: MiningPairs, prompts, batch_size, dtype, cache_dir, progress, log):
+def _embed(model, pairs: MiningPairs, prompts, batch_size, dtype, cache_dir, progress, log, pool=None):
     """Normalised ``(query [q, dim], corpus [docs, dim])`` embeddings, every distinct text encoded once.
 
     With one prompt for both sides, an anchor that is also a corpus text is encoded once for both."""
     query_prompt, corpus_prompt = prompts
     fingerprint = model_fingerprint(model) if cache_dir is not None else None
     common = {"batch_size": batch_size, "dtype": dtype, "cache_dir": cache_dir, "fingerprint": fingerprint}
-    common |= {"progress": progress, "log": log}
+    common |= {"progress": progress, "log": log, "pool": pool}
     if query_prompt != corpus_prompt:
         corpus_emb = embed_texts(model, pairs.corpus, corpus_prompt, role="corpus", **common)
         return embed_texts(model, pairs.queries, query_prompt, role="queries", **common), corpus_emb

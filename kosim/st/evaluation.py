@@ -1,16 +1,20 @@
-"""`kosim.st.evaluation`: sentence-transformers' evaluator constructors on kosim's evaluators.
+"""`kosim.st.evaluation`: sentence-transformers' evaluators (6.2: constructors, defaults, metric keys, primary
+metric, CSV files) on kosim's evaluators.
 
-Each class takes sentence-transformers' arguments, translates their names (`similarity_fn_names` is kosim's
-`similarity_fns`; `None` means the model's own similarity, as in sentence-transformers 6, so the kosim evaluator is
-built at the first call) and is called as `evaluator(model, output_path=None, epoch=-1, steps=-1)`. Writing CSV
-files (`output_path` with `write_csv`) and `precision` are refused by name.
+Each class takes sentence-transformers' arguments in its order, builds kosim's evaluator from them and is called
+as `evaluator(model, output_path=None, epoch=-1, steps=-1)`; with `output_path` and `write_csv` (the default) it
+appends the row sentence-transformers writes to the same CSV file. `precision` (quantized embeddings in the STS
+evaluator) is refused by name, as are the IR evaluator's CSV and predictions files.
 """
 
 from __future__ import annotations
 
+import csv
+import os
 from typing import Any
 
 from kosim import evaluation as core
+from kosim.st.similarity_functions import SimilarityFunction
 
 __all__ = [
     "BinaryClassificationEvaluator",
@@ -22,7 +26,7 @@ __all__ = [
     "TripletEvaluator",
 ]
 
-from kosim.st.similarity_functions import SimilarityFunction  # noqa: E402
+_BINARY_CSV = ("accuracy", "accuracy_threshold", "f1", "precision", "recall", "f1_threshold", "ap", "mcc")
 
 
 def _name(value: Any) -> Any:
@@ -33,94 +37,190 @@ def _name(value: Any) -> Any:
 
 
 class _Evaluator:
-    """Holds sentence-transformers' arguments; builds kosim's evaluator (once) when first called."""
+    """kosim's evaluator `self.core` called the sentence-transformers way, with its CSV row."""
 
-    core_class: type = object
-    renames: dict[str, str] = {}
-    fns_argument = "similarity_fn_names"  # None: the model's similarity (the kosim argument is `similarity_fns`)
+    csv_file = ""
+    greater_is_better = True
 
-    def __init__(self, *args: Any, write_csv: bool = True, precision: str | None = None, **kwargs: Any) -> None:
-        if precision is not None:
-            raise ValueError(f"{type(self).__name__}: precision={precision!r} is not supported by kosim.st")
+    def __init__(self, evaluator: Any, write_csv: bool) -> None:
+        self.core = evaluator
         self.write_csv = write_csv
-        self._args = args
-        self._kwargs = {self.renames.get(k, k): _name(v) for k, v in kwargs.items()}
-        self._core = None
-        if not (self.fns_argument and self._kwargs.get("similarity_fns") is None):
-            self._core = self._build()
 
-    def _build(self) -> Any:
-        return self.core_class(*self._args, **self._kwargs)
-
-    def core(self, model: Any) -> Any:
-        """kosim's evaluator for `model` (a missing similarity list becomes the model's `similarity_fn_name`)."""
-        if self._core is None:
-            self._kwargs["similarity_fns"] = [model.similarity_fn_name]
-            self._core = self._build()
-        return self._core
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or self.__dict__.get("_core") is None:
+    def __getattr__(self, name: str) -> Any:  # name, primary_metric, metric_keys, batch_size, ...
+        if name.startswith("_") or "core" not in self.__dict__:
             raise AttributeError(name)
-        return getattr(self._core, name)
+        return getattr(self.core, name)
+
+    def _csv(self, metrics: dict[str, float]) -> tuple[list[str], list[Any]]:
+        """sentence-transformers' CSV headers and values (after "epoch", "steps") for unprefixed `metrics`."""
+        raise NotImplementedError
 
     def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict:
+        metrics = self.core(model)
         if output_path is not None and self.write_csv:
-            raise ValueError(f"{type(self).__name__}: writing CSV results (output_path) is not supported")
-        return self.core(model)(model)
+            prefix = f"{self.core.name}_" if self.core.name else ""
+            headers, values = self._csv({key.removeprefix(prefix): value for key, value in metrics.items()})
+            os.makedirs(output_path, exist_ok=True)
+            path = os.path.join(output_path, self.csv_file)
+            exists = os.path.isfile(path)
+            with open(path, "a" if exists else "w", newline="", encoding="utf-8") as f:
+                writer = csv.writer(f)
+                if not exists:
+                    writer.writerow(["epoch", "steps", *headers])
+                writer.writerow([epoch, steps, *values])
+        return metrics
 
 
 class EmbeddingSimilarityEvaluator(_Evaluator):
-    core_class = core.EmbeddingSimilarityEvaluator
-    renames = {"similarity_fn_names": "similarity_fns"}
-
-    def __init__(self, sentences1, sentences2, scores, batch_size: int = 16, main_similarity=None, **kwargs):
-        kwargs.setdefault("similarity_fn_names", None)
-        super().__init__(
-            sentences1, sentences2, scores, batch_size=batch_size, main_similarity=main_similarity, **kwargs
+    def __init__(
+        self,
+        sentences1,
+        sentences2,
+        scores,
+        batch_size: int = 16,
+        main_similarity: Any = None,
+        similarity_fn_names: list[str] | None = None,
+        name: str = "",
+        show_progress_bar: bool = False,
+        write_csv: bool = True,
+        precision: str | None = None,
+        truncate_dim: int | None = None,
+    ) -> None:
+        if precision is not None:
+            raise ValueError(f"EmbeddingSimilarityEvaluator: precision={precision!r} is not supported by kosim.st")
+        evaluator = core.EmbeddingSimilarityEvaluator(
+            sentences1,
+            sentences2,
+            scores,
+            batch_size=batch_size,
+            name=name,
+            similarity_fns=_name(similarity_fn_names) or None,
+            show_progress_bar=show_progress_bar,
+            main_similarity=_name(main_similarity) or None,
+            truncate_dim=truncate_dim,
         )
+        super().__init__(evaluator, write_csv)
+        self.csv_file = f"similarity_evaluation{'_' + name if name else ''}_results.csv"
+
+    @classmethod
+    def from_input_examples(cls, examples: list, **kwargs: Any) -> EmbeddingSimilarityEvaluator:
+        return cls(
+            [e.texts[0] for e in examples], [e.texts[1] for e in examples], [e.label for e in examples], **kwargs
+        )
+
+    def _csv(self, metrics):
+        fns = self.core.similarity_fns
+        return [f"{fn}_{m}" for fn in fns for m in ("pearson", "spearman")], [
+            metrics[f"{m}_{fn}"] for fn in fns for m in ("pearson", "spearman")
+        ]
 
 
 class TripletEvaluator(_Evaluator):
-    core_class = core.TripletEvaluator
-    renames = {"similarity_fn_names": "similarity_fns"}
+    def __init__(
+        self,
+        anchors,
+        positives,
+        negatives,
+        main_similarity_function: Any = None,
+        margin: float | dict[str, float] | None = None,
+        name: str = "",
+        batch_size: int = 16,
+        show_progress_bar: bool = False,
+        write_csv: bool = True,
+        truncate_dim: int | None = None,
+        similarity_fn_names: list[str] | None = None,
+        main_distance_function: Any = "deprecated",
+    ) -> None:
+        if main_distance_function != "deprecated" and main_similarity_function is None:
+            main_similarity_function = main_distance_function  # sentence-transformers' deprecated name
+        evaluator = core.TripletEvaluator(
+            anchors,
+            positives,
+            negatives,
+            batch_size=batch_size,
+            name=name,
+            similarity_fns=_name(similarity_fn_names) or None,
+            show_progress_bar=show_progress_bar,
+            margin=0.0 if margin is None else margin,
+            main_similarity=_name(main_similarity_function) or None,
+            truncate_dim=truncate_dim,
+        )
+        super().__init__(evaluator, write_csv)
+        self.csv_file = f"triplet_evaluation{'_' + name if name else ''}_results.csv"
 
-    def __init__(self, anchors, positives, negatives, main_similarity_function=None, margins=None, **kwargs):
-        kwargs.setdefault("similarity_fn_names", None)
-        kwargs.setdefault("batch_size", 16)
-        if margins is not None:
-            kwargs["margin"] = margins
-        super().__init__(anchors, positives, negatives, main_similarity=main_similarity_function, **kwargs)
+    @classmethod
+    def from_input_examples(cls, examples: list, **kwargs: Any) -> TripletEvaluator:
+        return cls(*([e.texts[i] for e in examples] for i in range(3)), **kwargs)
+
+    def _csv(self, metrics):
+        fns = self.core.similarity_fns
+        return [f"accuracy_{fn}" for fn in fns], [metrics[f"{fn}_accuracy"] for fn in fns]
 
 
 class BinaryClassificationEvaluator(_Evaluator):
-    core_class = core.BinaryClassificationEvaluator
-    fns_argument = ""  # kosim's takes similarity_fn_names itself
+    def __init__(self, sentences1, sentences2, labels, name: str = "", write_csv: bool = True, **kwargs: Any) -> None:
+        if "similarity_fn_names" in kwargs:
+            kwargs["similarity_fn_names"] = _name(kwargs["similarity_fn_names"]) or None
+        super().__init__(
+            core.BinaryClassificationEvaluator(sentences1, sentences2, labels, name=name, **kwargs), write_csv
+        )
+        self.csv_file = f"binary_classification_evaluation{'_' + name if name else ''}_results.csv"
 
-    def __init__(self, sentences1, sentences2, labels, **kwargs):
-        super().__init__(sentences1, sentences2, labels, **kwargs)
-
-
-class InformationRetrievalEvaluator(_Evaluator):
-    core_class = core.InformationRetrievalEvaluator
-    fns_argument = ""
-
-    def __init__(self, queries, corpus, relevant_docs, **kwargs):
-        super().__init__(queries, corpus, relevant_docs, **kwargs)
+    def _csv(self, metrics):
+        fns = self.core.similarity_fn_names or self.core._current_names
+        return [f"{fn}_{m}" for fn in fns for m in _BINARY_CSV], [
+            metrics[f"{fn}_{m}"] for fn in fns for m in _BINARY_CSV
+        ]
 
 
 class ParaphraseMiningEvaluator(_Evaluator):
-    core_class = core.ParaphraseMiningEvaluator
-    fns_argument = ""
+    def __init__(self, sentences_map, name: str = "", write_csv: bool = True, **kwargs: Any) -> None:
+        super().__init__(core.ParaphraseMiningEvaluator(sentences_map, name=name, **kwargs), write_csv)
+        self.csv_file = f"paraphrase_mining_evaluation{'_' + name if name else ''}_results.csv"
 
-    def __init__(self, sentences_map, **kwargs):
-        super().__init__(sentences_map, **kwargs)
+    def _csv(self, metrics):
+        headers = ["precision", "recall", "f1", "threshold", "average_precision"]
+        return headers, [metrics[h] for h in headers]
+
+
+class InformationRetrievalEvaluator(_Evaluator):
+    def __init__(self, queries, corpus, relevant_docs, write_csv: bool = True, **kwargs: Any) -> None:
+        if kwargs.get("main_score_function") is not None:
+            kwargs["main_score_function"] = _name(kwargs["main_score_function"])
+        super().__init__(core.InformationRetrievalEvaluator(queries, corpus, relevant_docs, **kwargs), write_csv)
+
+    def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict:
+        if output_path is not None and self.write_csv:
+            raise ValueError(
+                "InformationRetrievalEvaluator: writing CSV results (output_path) is not supported by kosim.st; "
+                "pass write_csv=False"
+            )
+        return self.core(model)
 
 
 class SequentialEvaluator(core.SequentialEvaluator):
-    """kosim's SequentialEvaluator (it takes sentence-transformers' arguments already), called the ST way."""
+    """kosim's SequentialEvaluator (it takes sentence-transformers' arguments), passing `output_path`, `epoch` and
+    `steps` on to evaluators that take them."""
+
+    greater_is_better = True
 
     def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict:
-        if output_path is not None:
-            raise ValueError("SequentialEvaluator: writing results to output_path is not supported")
-        return super().__call__(model)
+        if output_path is None:
+            return super().__call__(model)
+        wrapped = [_Forwarding(e, output_path, epoch, steps) for e in self.evaluators]
+        return core.SequentialEvaluator(wrapped, self.main_score_function)(model)
+
+
+class _Forwarding:
+    """An evaluator called as `evaluator(model)` that forwards the ST call's output_path, epoch and steps."""
+
+    def __init__(self, evaluator: Any, output_path: str, epoch: int, steps: int) -> None:
+        self.evaluator, self.args = evaluator, (output_path, epoch, steps)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("evaluator", "args"):
+            raise AttributeError(name)
+        return getattr(self.evaluator, name)
+
+    def __call__(self, model: Any) -> Any:
+        return self.evaluator(model, *self.args)

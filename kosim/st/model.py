@@ -28,7 +28,7 @@ from kosim.utils.suggest import did_you_mean
 __all__ = ["SentenceTransformer", "core_encode_supports"]
 
 # kosim's own encode keywords, accepted so that kosim's internals (mining, GIST guides) can call an ST-face model
-CORE_KEYWORDS = ("normalize", "dtype", "to", "progress", "chunk_size")
+CORE_KEYWORDS = ("normalize", "dtype", "to", "progress", "chunk_size", "pool")
 OUTPUT_VALUES = {"sentence_embedding": "sentence", "token_embeddings": "token"}
 PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
 
@@ -170,6 +170,8 @@ class SentenceTransformer(SentenceEncoder):
         """
         core = {k: kwargs.pop(k) for k in CORE_KEYWORDS if k in kwargs}
         _refuse(kwargs, "encode()", tuple(inspect.signature(SentenceTransformer.encode).parameters))
+        if isinstance(device, (list, tuple)):  # sentence-transformers 5+: a pool on these devices for this call
+            core["devices"], device = list(device), None
         if device is not None:
             self.to(resolve_device(device))
         if output_value not in OUTPUT_VALUES:
@@ -201,6 +203,23 @@ class SentenceTransformer(SentenceEncoder):
         if convert_to_tensor or isinstance(sentences, str):
             return out
         return list(out)  # sentence-transformers' list of [dim] tensors
+
+    def start_multi_process_pool(self, target_devices: Sequence[str] | None = None) -> Any:
+        """Worker processes for `encode(..., pool=pool)`: kosim's `EncodePool` (all CUDA devices, else CPU workers)."""
+        from kosim.encode_pool import EncodePool
+
+        return EncodePool(self, target_devices)
+
+    @staticmethod
+    def stop_multi_process_pool(pool: Any) -> None:
+        pool.close()
+
+    def encode_multi_process(self, sentences: Sequence[str], pool: Any, **kwargs: Any) -> np.ndarray:
+        """Deprecated in sentence-transformers (and here): `encode(sentences, pool=pool, ...)`."""
+        import warnings
+
+        warnings.warn("encode_multi_process is deprecated: call encode(..., pool=pool)", DeprecationWarning, 2)
+        return self.encode(sentences, pool=pool, **kwargs)
 
     def encode_query(self, sentences: str | Sequence[str], **kwargs: Any) -> np.ndarray | Tensor | list[Tensor]:
         """`encode` with the model's "query" prompt (none when it has none); an explicit prompt wins."""

@@ -172,14 +172,15 @@ def quantize_embeddings(
 
 
 # sentence-transformers' mine_hard_negatives options kosim's mining has no equivalent for: name -> the unused value
-_MINING_UNSUPPORTED = {"faiss_batch_size": 16384, "use_multi_process": False, "output_path": None}
+_MINING_UNSUPPORTED = {"faiss_batch_size": 16384, "output_path": None}
 
 
 def mine_hard_negatives(dataset: Any, model: Any, **kwargs: Any) -> Any:
     """sentence-transformers' `mine_hard_negatives` on kosim's mining (exact search, same options).
 
     `dataset` is a `datasets.Dataset` (the result is one too), a `{column: texts}` dict or a kosim ColumnDataset
-    (the result is a `{column: values}` dict). `corpus_chunk_size`/`query_chunk_size` keep kosim's meaning.
+    (the result is a `{column: values}` dict). `corpus_chunk_size`/`query_chunk_size` keep kosim's meaning;
+    `use_multi_process` (True, or a list of devices) encodes with a `kosim.encode_pool.EncodePool`.
     """
     from kosim.mining import mine_hard_negatives as core_mine
     from kosim.st.data import is_hf_dataset
@@ -187,9 +188,17 @@ def mine_hard_negatives(dataset: Any, model: Any, **kwargs: Any) -> Any:
     for name, unused in _MINING_UNSUPPORTED.items():
         if name in kwargs and kwargs.pop(name) != unused:
             raise TypeError(f"mine_hard_negatives: {name} is not supported by kosim.st")
+    use_multi_process = kwargs.pop("use_multi_process", False)  # True: default devices; a list: these devices
     hf = is_hf_dataset(dataset)
     columns = {name: list(dataset[name]) for name in dataset.column_names} if hf else dataset
-    mined = core_mine(columns, model, **kwargs)
+    if use_multi_process:
+        from kosim.encode_pool import EncodePool
+
+        devices = None if isinstance(use_multi_process, bool) else list(use_multi_process)
+        with EncodePool(model, devices) as pool:
+            mined = core_mine(columns, model, pool=pool, **kwargs)
+    else:
+        mined = core_mine(columns, model, **kwargs)
     if not hf:
         return mined
     return type(dataset).from_dict(mined)

@@ -73,7 +73,9 @@ def test_matches_sentence_transformers(triplets, name: str, margin: float) -> No
     anchors, positives, negatives = triplets
     assert len(anchors) > 500
     model = FakeEncoder(anchors + positives + negatives)
-    ours = TripletEvaluator(anchors, positives, negatives, name=name, margin=margin)
+    ours = TripletEvaluator(
+        anchors, positives, negatives, name=name, margin=margin, similarity_fns=ALL, main_similarity="cosine"
+    )
     st = STTripletEvaluator(
         anchors,
         positives,
@@ -99,9 +101,12 @@ def test_single_similarity_and_default_st_call(triplets) -> None:
     model = FakeEncoder(anchors + positives + negatives)
     st = STTripletEvaluator(anchors, positives, negatives, name="nli", write_csv=False)
     st_metrics = st(model)
-    ours = TripletEvaluator(anchors, positives, negatives, name="nli", similarity_fns=["cos_sim"])
+    ours = TripletEvaluator(anchors, positives, negatives, name="nli")
     ours_metrics = ours(model)
     assert list(ours_metrics) == list(st_metrics) == ["nli_cosine_accuracy"]
+    assert (
+        TripletEvaluator(anchors, positives, negatives, name="nli", similarity_fns=["cos_sim"])(model) == ours_metrics
+    )
     assert ours_metrics["nli_cosine_accuracy"] == pytest.approx(st_metrics["nli_cosine_accuracy"], abs=1e-7)
     assert ours.primary_metric == st.primary_metric == "nli_cosine_accuracy"
 
@@ -110,7 +115,7 @@ def test_per_similarity_margins(triplets) -> None:
     anchors, positives, negatives = (x[:300] for x in triplets)
     model = FakeEncoder(anchors + positives + negatives)
     margin = {"cosine": 0.02, "dot": 5.0}
-    ours = TripletEvaluator(anchors, positives, negatives, margin=margin)(model)
+    ours = TripletEvaluator(anchors, positives, negatives, margin=margin, similarity_fns=ALL)(model)
     st_evaluator = STTripletEvaluator(
         anchors, positives, negatives, margin=margin, similarity_fn_names=ALL, write_csv=False
     )
@@ -120,8 +125,6 @@ def test_per_similarity_margins(triplets) -> None:
 
 
 def test_encodes_unique_texts_once() -> None:
-    model_texts = ["a", "b", "c", "d"]
-
     class Counter:
         calls: list[list[str]] = []
 
@@ -132,7 +135,7 @@ def test_encodes_unique_texts_once() -> None:
 
     model = Counter()
     metrics = TripletEvaluator(["a", "a"], ["b", "c"], ["c", "d"], similarity_fns=["dot"])(model)
-    assert model.calls == [model_texts]
+    assert model.calls == [["a"], ["b", "c", "d"]]  # anchors (queries), then positives and negatives (documents)
     assert metrics == {"dot_accuracy": 0.5}
 
 
@@ -148,4 +151,46 @@ def test_validation() -> None:
     with pytest.raises(ValueError, match="not among"):
         TripletEvaluator(["a"], ["b"], ["c"], similarity_fns=["dot"], main_similarity="cosine")
     evaluator = TripletEvaluator(["a"], ["b"], ["c"], name="t", similarity_fns=["euclidean", "dot"])
-    assert evaluator.name == "t" and evaluator.primary_metric == "t_euclidean_accuracy"
+    assert evaluator.name == "t" and evaluator.primary_metric == "t_max_accuracy"  # sentence-transformers' rule
+    evaluator = TripletEvaluator(["a"], ["b"], ["c"], name="t", main_similarity="euclidean")
+    assert evaluator.similarity_fns == ["euclidean"] and evaluator.primary_metric == "t_euclidean_accuracy"
+
+
+class _Prompted:
+    """A model with query / document prompts: encode_query and encode_document give different vectors."""
+
+    similarity_fn_name = "dot"
+
+    class _CardData:
+        def set_evaluation_metrics(self, *args, **kwargs) -> None:
+            pass
+
+    model_card_data = _CardData()
+
+    def __init__(self):
+        self.roles = []
+
+    def _vectors(self, texts, shift):
+        return np.array([[len(t) + shift, t.count("a") * 1.0, 1.0] for t in texts], dtype=np.float32)
+
+    def encode(self, texts, batch_size=32, **kwargs):
+        self.roles.append("plain")
+        return self._vectors(texts, 0.0)
+
+    def encode_query(self, texts, batch_size=32, **kwargs):
+        self.roles.append("query")
+        return self._vectors(texts, 3.0)
+
+    def encode_document(self, texts, batch_size=32, **kwargs):
+        self.roles.append("document")
+        return self._vectors(texts, -1.0)
+
+
+def test_query_and_document_roles_and_the_models_similarity_as_sentence_transformers() -> None:
+    anchors, positives, negatives = ["a", "aa", "bbb", "ab"], ["aaa", "b", "ab", "a"], ["bb", "aab", "b", "bbbb"]
+    theirs, ours = _Prompted(), _Prompted()
+    st_metrics = STTripletEvaluator(anchors, positives, negatives, name="p", write_csv=False)(theirs)
+    evaluator = TripletEvaluator(anchors, positives, negatives, name="p")
+    assert evaluator(ours) == pytest.approx(st_metrics, abs=1e-7)
+    assert list(st_metrics) == ["p_dot_accuracy"] and evaluator.primary_metric == "p_dot_accuracy"
+    assert set(ours.roles) == set(theirs.roles) == {"query", "document"}

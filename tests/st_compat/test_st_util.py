@@ -85,5 +85,35 @@ def test_mine_hard_negatives_on_a_datasets_dataset(models):
     assert isinstance(b, datasets.Dataset)
     assert b.column_names == a.column_names
     assert b.to_dict() == a.to_dict()
-    with pytest.raises(TypeError, match="use_multi_process"):
-        util.mine_hard_negatives(data, ours, use_multi_process=True)
+    pooled = util.mine_hard_negatives(data, ours, use_multi_process=["cpu", "cpu"], **kwargs)
+    assert pooled.to_dict() == a.to_dict()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"num_negatives": 3, "output_format": "n-tuple", "output_scores": True},
+        {"num_negatives": 2, "relative_margin": 0.05, "range_min": 1},
+        {"num_negatives": 2, "absolute_margin": 0.0, "output_format": "labeled-pair"},
+        {"num_negatives": 2, "max_score": 0.99, "min_score": -1.0, "output_format": "labeled-list"},
+        {"num_negatives": 2, "query_prompt_name": "query", "corpus_prompt_name": "document"},
+    ],
+)
+def test_mine_hard_negatives_options_match(models, options):
+    datasets = pytest.importorskip("datasets")
+    theirs, ours = models
+    anchors = KOREAN + ["고양이가 잔다.", "개가 짖는다."]
+    positives = [a[::-1] for a in anchors]
+    corpus = [t + " 그리고 " + u for t, u in zip(KOREAN, KOREAN[2:])]
+    data = datasets.Dataset.from_dict({"anchor": anchors, "positive": positives})
+    kwargs = {"batch_size": 4, "verbose": False, "corpus": corpus, "range_max": 8, **options}
+    a = st_util.mine_hard_negatives(data, theirs, **kwargs).to_dict()
+    b = util.mine_hard_negatives(data, ours, **kwargs).to_dict()
+    assert list(b) == list(a)
+    for column in a:
+        if column in ("scores", "score"):
+            np.testing.assert_allclose(
+                np.asarray(b[column], dtype=float), np.asarray(a[column], dtype=float), atol=1e-5
+            )
+        else:
+            assert b[column] == a[column], column
