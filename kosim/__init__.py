@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 # public name -> the module that defines it (imported when the name is first read)
 _EXPORTS = {
     "SentenceEncoder": "kosim.model",
+    "EncodePool": "kosim.encode_pool",
+    "RankShards": "kosim.encode_pool",
     "Trainer": "kosim.training.trainer",
     "TrainingError": "kosim.training.trainer",
     "TrainingArguments": "kosim.config.arguments",
