@@ -48,6 +48,35 @@ def keep_mask(shape: tuple[int, ...] | torch.Size, p: float) -> tuple[Tensor, fl
     return keep[:n].view(shape), 1.0 - drop_levels / _LEVELS
 
 
+class _MaskedScale(torch.autograd.Function):
+    """`where(keep, x, 0) * scale`, forward and backward one pass each, saving only the bool mask.
+
+    Written as `x * keep * scale`, autograd's backward converts the bool mask to a float copy and multiplies
+    twice more: ~3x the time of this, on every dropout of a training step.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, keep: Tensor, scale: float) -> Tensor:
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        out = torch.where(keep, x, 0)
+        return out if scale == 1.0 else out.mul_(scale)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (keep,) = ctx.saved_tensors
+        g = torch.where(keep, grad, 0)
+        return (g if ctx.scale == 1.0 else g.mul_(ctx.scale)), None, None
+
+
+def masked_scale(x: Tensor, keep: Tensor, scale: float = 1.0) -> Tensor:
+    """`x` where `keep` (bool, broadcastable to `x`) is True, else 0, times `scale`; differentiable in `x`."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _MaskedScale.apply(x, keep, scale)
+    out = torch.where(keep, x, 0)
+    return out if scale == 1.0 else out.mul_(scale)
+
+
 def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     """Inverted dropout of `x` (any shape): zero each element with probability ~`p`, scale the rest up."""
     if not training or p == 0.0:
@@ -55,7 +84,7 @@ def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     if x.device.type != "cpu" or round(p * _LEVELS) >= _LEVELS:
         return F.dropout(x, p, training=True)
     keep, keep_prob = keep_mask(x.shape, p)
-    return (x * keep).mul_(1.0 / keep_prob)
+    return masked_scale(x, keep, 1.0 / keep_prob)
 
 
 class Dropout(nn.Dropout):
@@ -65,4 +94,4 @@ class Dropout(nn.Dropout):
         return dropout(x, self.p, self.training)
 
 
-__all__ = ["Dropout", "dropout", "keep_mask"]
+__all__ = ["Dropout", "dropout", "keep_mask", "masked_scale"]
