@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kosim.nn.dropout import keep_mask
+from kosim.nn.dropout import keep_mask, masked_scale
 from kosim.nn.packing import PackedBatch
 
 
@@ -143,7 +143,9 @@ def attention_with_dropout(qkv: Tensor, key_mask: Tensor, dropout_p: float) -> T
     scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=q.shape[-1] ** -0.5)  # [seqs * heads, len, len]
     probs = torch.softmax(scores, dim=-1)
     keep, keep_prob = keep_mask(probs.shape, dropout_p)
-    return torch.bmm(probs * keep, v).mul_(1.0 / keep_prob)  # the dropout scale, applied to the smaller tensor
+    return torch.bmm(masked_scale(probs, keep), v).mul_(
+        1.0 / keep_prob
+    )  # the dropout scale, applied to the smaller tensor
 
 
 __all__ = ["AttentionGrid"]

@@ -15,7 +15,6 @@ and fuses attention dropout into its kernels) use torch's own dropout.
 from __future__ import annotations
 
 import math
-import sys
 
 import torch
 import torch.nn.functional as F
@@ -25,16 +24,15 @@ _LANES = 4  # 16-bit lanes per 64-bit draw
 _LEVELS = 1 << 15  # drop probabilities are multiples of 1 / _LEVELS
 
 
-def _lane_thresholds(drop_levels: int) -> Tensor:
-    """int16 thresholds of the four lanes of a 64-bit draw: a lane below its threshold drops its element.
+def _keep_threshold(drop_levels: int) -> int:
+    """The int16 threshold a 16-bit lane must reach to keep its element.
 
-    `Tensor.random_()` on int64 leaves the sign bit clear, so the most significant lane is uniform on
-    [0, 2^15) and the other three on [-2^15, 2^15): their thresholds give each lane the same drop probability
-    `drop_levels / 2^15`.
+    The draw covers the full signed 64-bit range, so all four lanes are uniform on [-2^15, 2^15) and share one
+    threshold: `2 * drop_levels` of the 2^16 values lie below it, a drop probability of `drop_levels / 2^15`. (One
+    scalar threshold lets the comparison run vectorised; per-lane thresholds broadcast over a 4-wide last axis
+    cost 1.5x the draw itself.)
     """
-    full = 2 * drop_levels - (1 << 15)  # uniform over 2^16 values, 2 * drop_levels of them below
-    top = _LANES - 1 if sys.byteorder == "little" else 0
-    return torch.tensor([drop_levels if lane == top else full for lane in range(_LANES)], dtype=torch.int16)
+    return 2 * drop_levels - (1 << 15)
 
 
 def keep_mask(shape: tuple[int, ...] | torch.Size, p: float) -> tuple[Tensor, float]:
@@ -45,10 +43,38 @@ def keep_mask(shape: tuple[int, ...] | torch.Size, p: float) -> tuple[Tensor, fl
     if drop_levels >= _LEVELS:
         raise ValueError(f"dropout probability {p} rounds to 1 at a resolution of 2^-15")
     n = math.prod(shape)
-    words = torch.empty(-(-n // _LANES), dtype=torch.int64).random_()  # [words]
-    lanes = words.view(torch.int16).view(-1, _LANES)  # [words, 4]
-    keep = lanes >= _lane_thresholds(drop_levels)  # [words, 4]
-    return keep.view(-1)[:n].view(shape), 1.0 - drop_levels / _LEVELS
+    words = torch.empty(-(-n // _LANES), dtype=torch.int64).random_(-(1 << 63), None)  # [words], all 64 bits
+    keep = words.view(torch.int16) >= _keep_threshold(drop_levels)  # [words * 4]
+    return keep[:n].view(shape), 1.0 - drop_levels / _LEVELS
+
+
+class _MaskedScale(torch.autograd.Function):
+    """`where(keep, x, 0) * scale`, forward and backward one pass each, saving only the bool mask.
+
+    Written as `x * keep * scale`, autograd's backward converts the bool mask to a float copy and multiplies
+    twice more: ~3x the time of this, on every dropout of a training step.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, keep: Tensor, scale: float) -> Tensor:
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        out = torch.where(keep, x, 0)
+        return out if scale == 1.0 else out.mul_(scale)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (keep,) = ctx.saved_tensors
+        g = torch.where(keep, grad, 0)
+        return (g if ctx.scale == 1.0 else g.mul_(ctx.scale)), None, None
+
+
+def masked_scale(x: Tensor, keep: Tensor, scale: float = 1.0) -> Tensor:
+    """`x` where `keep` (bool, broadcastable to `x`) is True, else 0, times `scale`; differentiable in `x`."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _MaskedScale.apply(x, keep, scale)
+    out = torch.where(keep, x, 0)
+    return out if scale == 1.0 else out.mul_(scale)
 
 
 def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
@@ -58,7 +84,7 @@ def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     if x.device.type != "cpu" or round(p * _LEVELS) >= _LEVELS:
         return F.dropout(x, p, training=True)
     keep, keep_prob = keep_mask(x.shape, p)
-    return (x * keep).mul_(1.0 / keep_prob)
+    return masked_scale(x, keep, 1.0 / keep_prob)
 
 
 class Dropout(nn.Dropout):
@@ -68,4 +94,4 @@ class Dropout(nn.Dropout):
         return dropout(x, self.p, self.training)
 
 
-__all__ = ["Dropout", "dropout", "keep_mask"]
+__all__ = ["Dropout", "dropout", "keep_mask", "masked_scale"]

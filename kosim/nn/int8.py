@@ -66,14 +66,23 @@ def quantize_per_channel(weight: Tensor) -> tuple[Tensor, Tensor]:
     return q, scale
 
 
-def quantize_rows(x: Tensor) -> tuple[Tensor, Tensor]:
+def quantize_rows(x: Tensor, rows_out: int | None = None) -> tuple[Tensor, Tensor]:
     """Symmetric int8 activations, one scale per row, stored as uint8 (value + 128): `(q [rows, in] uint8,
-    scale [rows, 1] float32)`."""
+    scale [rows, 1] float32)`. With `rows_out` (>= rows) `q` has that many rows, the extra ones at the zero point
+    (128), so a GEMM block needs no padded copy."""
     # max |x| per row as max(max x, -min x): two reductions without an |x| temporary (measured 3x faster than
     # x.abs().amax and 20x faster than vector_norm(ord=inf) on CPU)
     amax = torch.maximum(x.amax(dim=1, keepdim=True), x.amin(dim=1, keepdim=True).neg_()).clamp_min_(1e-12)
-    # |x * 127 / amax| <= 127 up to one rounding, so round() stays in [-127, 127]: no clamp pass needed
-    q = torch.mul(x, QMAX / amax).round_().add_(_ZERO_POINT).to(torch.uint8)
+    # |x * 127 / amax| <= 127 up to one rounding, so round() stays in [-127, 127]: no clamp pass needed. The
+    # offset is added in int16: float -> int16 -> uint8 measured 1.8x faster than adding 128 in float32 and
+    # converting float -> uint8 directly (same values)
+    q16 = torch.mul(x, QMAX / amax).round_().to(torch.int16).add_(_ZERO_POINT)  # [rows, in] in [1, 255]
+    rows = x.shape[0]
+    if rows_out is None or rows_out == rows:
+        return q16.to(torch.uint8), amax.div_(QMAX)
+    q = torch.empty((rows_out, x.shape[1]), dtype=torch.uint8, device=x.device)
+    q[:rows].copy_(q16)
+    q[rows:].fill_(_ZERO_POINT)
     return q, amax.div_(QMAX)
 
 
@@ -113,20 +122,18 @@ class Int8Linear(nn.Module):
         qweight, scale = quantize_per_channel(linear.weight)
         return cls(qweight, scale, linear.bias, use_onednn)
 
-    def _gemm(self, qx: Tensor) -> Tensor:
-        """`(qx - 128) @ qweight.T * weight_scale`, float32 `[rows, out]`."""
+    def _gemm(self, qx: Tensor, rows: int) -> Tensor:
+        """`(qx - 128) @ qweight.T * weight_scale` of the first `rows` rows, float32 `[rows, out]` (`qx` already
+        holds the padded rows of `_gemm_row_blocks`, at the zero point)."""
         if not self.use_onednn:
-            return _reference_int8_linear(qx, self.qweight, self.weight_scale)
+            return _reference_int8_linear(qx[:rows], self.qweight, self.weight_scale)
         parts = []
-        for start, rows, padded in _gemm_row_blocks(qx.shape[0]):
-            block = qx[start : start + rows]
-            if padded != rows:  # rows of the zero point: int8 zeros
-                block = F.pad(block, (0, 0, 0, padded - rows), value=_ZERO_POINT)
+        for start, block_rows, padded in _gemm_row_blocks(rows):
             out = torch.ops.onednn.qlinear_pointwise(
-                block, 1.0, _ZERO_POINT, self._packed, self.weight_scale, self._zeros, None, 1.0, 0,
-                torch.float32, "none", [], "",
+                qx[start : start + padded], 1.0, _ZERO_POINT, self._packed, self.weight_scale, self._zeros, None,
+                1.0, 0, torch.float32, "none", [], "",
             )  # fmt: skip
-            parts.append(out[:rows])
+            parts.append(out if padded == block_rows else out[:block_rows])
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -134,8 +141,11 @@ class Int8Linear(nn.Module):
             raise ValueError(f"expected x of shape [tokens, {self.in_features}], got {tuple(x.shape)}")
         if x.shape[0] == 0:
             return x.new_empty((0, self.out_features), dtype=torch.float32)
-        qx, x_scale = quantize_rows(x.float())  # [tokens, in] uint8, [tokens, 1]
-        acc = self._gemm(qx)  # [tokens, out], weight scales applied
+        rows = x.shape[0]
+        blocks = _gemm_row_blocks(rows)
+        padded_rows = blocks[-1][0] + blocks[-1][2] if self.use_onednn else rows
+        qx, x_scale = quantize_rows(x.float(), padded_rows)  # [padded_rows, in] uint8, [tokens, 1]
+        acc = self._gemm(qx, rows)  # [tokens, out], weight scales applied
         if self.bias is None:
             return acc.mul_(x_scale)
         return torch.addcmul(self.bias, acc, x_scale)

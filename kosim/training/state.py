@@ -88,6 +88,18 @@ def decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def fused_adamw_supported(params: list[torch.Tensor]) -> bool:
+    """Whether torch's fused AdamW kernel (one pass over all parameters) can update `params`.
+
+    On CPU the default AdamW updates one tensor at a time with ~10 elementwise ops each; for a small model at a
+    small batch (MiniLM, 16 pairs) that was ~15% of the training step, mostly over the 11.7M-row-element word
+    embedding. The fused kernel computes the same update in one pass (the same formula, float rounding aside).
+    """
+    return bool(params) and all(
+        p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float16, torch.bfloat16) for p in params
+    )
+
+
 def compute_dtype(args: TrainingArguments, device: torch.device) -> str:
     """The autocast dtype on `device`: "bfloat16", "float16" or "float32" (bf16="auto" resolved here).
 
@@ -181,11 +193,13 @@ def build_state(
         prompts,
     )
     heads = nn.ModuleList(dict.fromkeys(losses_with_parameters(losses).values()))  # each distinct loss once
+    groups = decay_groups(nn.ModuleDict({"model": model, "losses": heads}) if len(heads) else model, args.weight_decay)
     optimizer = torch.optim.AdamW(
-        decay_groups(nn.ModuleDict({"model": model, "losses": heads}) if len(heads) else model, args.weight_decay),
+        groups,
         lr=args.learning_rate,
         betas=(args.adam_beta1, args.adam_beta2),
         eps=args.adam_epsilon,
+        fused=fused_adamw_supported([p for g in groups for p in g["params"]]),
     )
     warmup = warmup_steps_for(total_steps, args.warmup_steps, args.warmup_ratio)
     return TrainState(
