@@ -85,3 +85,32 @@ def write_beir(root, n_docs=12):
     rows = [f"q{i}\td{2 * i + j}\t1" for i in range(n_docs // 2) for j in (0, 1)]
     (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n", "utf-8")
     return root
+
+
+NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+def short_run_args(out, batch_size: int, **settings):
+    """TrainingArguments of a one-step test run in `out` (batch `batch_size`, seed 5, log every step); `settings`
+    override any of them."""
+    from kosim.training import TrainingArguments
+
+    args = dict(
+        output_dir=str(out),
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size,
+        max_steps=1,
+        learning_rate=1e-3,
+        logging_steps=1,
+        save_steps=1000,
+        seed=5,
+        disable_tqdm=True,
+    )
+    args.update(settings)
+    return TrainingArguments(**args)
+
+
+def first_logged_loss(out: Path) -> float:
+    """The first training loss a run wrote to `out/train_log.jsonl`."""
+    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    return next(r["loss"] for r in records if "loss" in r)

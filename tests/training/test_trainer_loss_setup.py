@@ -3,7 +3,6 @@ embeddings built at set-up) and SoftmaxLoss's classifier head (optimized, checkp
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import KOREAN, build_checkpoint
+from helpers import KOREAN, NO_DROPOUT, build_checkpoint, first_logged_loss, short_run_args
 
 from kosim.data import ColumnDataset
 from kosim.losses import GISTEmbedLoss, MatryoshkaLoss, SoftmaxLoss
@@ -25,7 +24,6 @@ TRAIN = ColumnDataset(
     {"a": [KO[i % 7] + " " + KO[(3 * i) % 7] for i in range(N)], "b": [KO[(i + 2) % 7] for i in range(N)]}
 )
 EVAL = ColumnDataset({"a": [KO[(i + 1) % 7] for i in range(6)], "b": [KO[(5 * i) % 7] + " " + KO[i] for i in range(6)]})
-NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -39,24 +37,7 @@ def guide_dir(tmp_path_factory) -> Path:
 
 
 def _args(out, **settings) -> TrainingArguments:
-    args = dict(
-        output_dir=str(out),
-        per_device_train_batch_size=N,
-        per_device_eval_batch_size=N,
-        max_steps=1,
-        learning_rate=1e-3,
-        logging_steps=1,
-        save_steps=1000,
-        seed=5,
-        disable_tqdm=True,
-    )
-    args.update(settings)
-    return TrainingArguments(**args)
-
-
-def _first_loss(out: Path) -> float:
-    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    return next(r["loss"] for r in records if "loss" in r)
+    return short_run_args(out, N, **settings)
 
 
 def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -88,7 +69,7 @@ def test_gist_step_one_loss_equals_the_loss_by_hand(student_dir, guide_dir, tmp_
     expected = _gist_by_hand(SentenceEncoder.load(student_dir), guide, TRAIN)
     # one batch of every row (the sampler's order does not change a mean over anchors); the training forward and
     # encode's inference path agree to ~1e-7 in the embeddings, times the 1 / temperature = 100 of the logits
-    assert _first_loss(tmp_path) == pytest.approx(expected, rel=1e-4)
+    assert first_logged_loss(tmp_path) == pytest.approx(expected, rel=1e-4)
     weights = SentenceEncoder.load(tmp_path).state_dict()
     assert any(not torch.equal(w, weights[n]) for n, w in SentenceEncoder.load(student_dir).state_dict().items())
     card = (tmp_path / "README.md").read_text(encoding="utf-8")
@@ -110,7 +91,7 @@ def test_gist_inside_matryoshka_trains(student_dir, guide_dir, tmp_path):
         SentenceEncoder.load(student_dir), _args(tmp_path), TRAIN, loss, guide=SentenceEncoder.load(guide_dir)
     ).train()
     assert isinstance(loss.loss, GISTEmbedLoss)  # the user's loss stack is left as it was
-    assert np.isfinite(_first_loss(tmp_path))
+    assert np.isfinite(first_logged_loss(tmp_path))
 
 
 def test_gist_without_a_guide_is_refused_when_the_trainer_is_built(student_dir, guide_dir, tmp_path):
@@ -186,7 +167,7 @@ def test_softmax_step_equals_sentence_transformers(student_dir, tmp_path):
     st_value.backward()
     optimizer.step()
 
-    assert _first_loss(tmp_path) == pytest.approx(st_value.item(), abs=1e-6)
+    assert first_logged_loss(tmp_path) == pytest.approx(st_value.item(), abs=1e-6)
     # AdamW's first step moves a weight by lr * g / (|g| + eps) (+ decay): where |g| is far above eps=1e-8 it is
     # +-lr whatever the rounding of g; the few weights with |g| near eps move by an amount that rounding of g at
     # the 1e-7 level changes by < lr * 1e-7 / 1e-8 at most; we allow lr / 100 and require the mean far below it

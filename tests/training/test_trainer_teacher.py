@@ -4,13 +4,12 @@ GISTEmbedLoss's guide table under training prompts."""
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import KOREAN, build_checkpoint
+from helpers import KOREAN, NO_DROPOUT, build_checkpoint, first_logged_loss, short_run_args
 
 from kosim.data import ColumnDataset
 from kosim.data.collate import collate
@@ -26,7 +25,6 @@ N = 6
 # the anchor of row 0 is the positive of row 3: one text read under two prompts
 TRAIN = ColumnDataset({"a": [KO[i] for i in range(N)], "b": [KO[(i + 3) % 7] + " " + KO[i % 7] for i in range(N)]})
 TRAIN = ColumnDataset({"a": TRAIN.column("a"), "b": TRAIN.column("b")[:3] + [KO[0]] + TRAIN.column("b")[4:]})
-NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -46,24 +44,7 @@ def narrow_dir(tmp_path_factory) -> Path:
 
 
 def _args(out, **settings) -> TrainingArguments:
-    args = dict(
-        output_dir=str(out),
-        per_device_train_batch_size=N,
-        per_device_eval_batch_size=N,
-        max_steps=1,
-        learning_rate=1e-3,
-        logging_steps=1,
-        save_steps=1000,
-        seed=5,
-        disable_tqdm=True,
-    )
-    args.update(settings)
-    return TrainingArguments(**args)
-
-
-def _first_loss(out: Path) -> float:
-    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    return next(r["loss"] for r in records if "loss" in r)
+    return short_run_args(out, N, **settings)
 
 
 # ------------------------------------------------------------------------------------------------------- teacher
@@ -75,7 +56,7 @@ def test_teacher_step_one_loss_equals_mse_to_the_teachers_embeddings(student_dir
     student = SentenceEncoder.load(student_dir)
     target = teacher.encode(TRAIN.column("a"), to="torch")  # the first column's texts: every column's target
     expected = np.mean([torch.mean((student.encode(TRAIN.column(c), to="torch") - target) ** 2).item() for c in "ab"])
-    assert _first_loss(tmp_path) == pytest.approx(expected, rel=1e-4)
+    assert first_logged_loss(tmp_path) == pytest.approx(expected, rel=1e-4)
     card = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert "Teacher model of 'train' (MSELoss)" in card and "tiny-t" in card
 
@@ -130,7 +111,7 @@ def test_mse_on_teacher_embedding_labels_trains(student_dir, teacher_dir, tmp_pa
     labelled = ColumnDataset(dict(TRAIN._columns), labels=teacher.encode(TRAIN.column("a")))
     Trainer(SentenceEncoder.load(student_dir), _args(tmp_path / "labels"), labelled, MSELoss()).train()
     Trainer(SentenceEncoder.load(student_dir), _args(tmp_path / "teacher"), TRAIN, MSELoss(), teacher=teacher).train()
-    assert _first_loss(tmp_path / "labels") == pytest.approx(_first_loss(tmp_path / "teacher"), rel=1e-6)
+    assert first_logged_loss(tmp_path / "labels") == pytest.approx(first_logged_loss(tmp_path / "teacher"), rel=1e-6)
 
 
 # ------------------------------------------------------------------------------------------- GIST under prompts
@@ -161,5 +142,5 @@ def test_gist_step_one_loss_with_prompts_equals_the_loss_by_hand(student_dir, te
     expected = GISTEmbedLoss()(columns, guide_embeddings=guides).item()
     unprompted_guides = [guide.encode(TRAIN.column(c), prompt="", to="torch") for c in "ab"]
     other = GISTEmbedLoss()(columns, guide_embeddings=unprompted_guides).item()
-    assert _first_loss(tmp_path) == pytest.approx(expected, rel=1e-4)
+    assert first_logged_loss(tmp_path) == pytest.approx(expected, rel=1e-4)
     assert abs(expected - other) > 1e-3 * abs(expected)  # the prompts change the guide's filter / the loss
