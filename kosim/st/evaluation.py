@@ -51,11 +51,9 @@ class _Evaluator:
             raise AttributeError(name)
         return getattr(self.core, name)
 
-    def _csv(self, metrics: dict[str, float]) -> tuple[list[str], list[Any]]:
-        """sentence-transformers' CSV headers and values (after "epoch", "steps") for unprefixed `metrics`."""
-        raise NotImplementedError
-
     def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict:
+        """The core evaluator's metrics; with `output_path`, also a row of sentence-transformers' CSV file, whose
+        headers and values each subclass's `_csv(unprefixed metrics)` gives."""
         metrics = self.core(model)
         if output_path is not None and self.write_csv:
             prefix = f"{self.core.name}_" if self.core.name else ""
