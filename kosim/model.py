@@ -31,6 +31,14 @@ QUERY_PROMPT_NAMES = ("query",)
 DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")  # sentence-transformers' encode_document order
 
 
+def check_truncate_dim(value: Any) -> int | None:
+    """None, or a positive int (a bool refused): the one check of a `truncate_dim` argument, for encode, the
+    evaluators and kosim.st alike."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"truncate_dim must be a positive int or None, got {value!r}")
+    return value
+
+
 def check_texts(texts: Any, name: str = "texts") -> list[str]:
     """A list of str, or a TypeError naming the first bad item by index."""
     if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence | np.ndarray):
@@ -127,8 +135,7 @@ class SentenceEncoder(nn.Module):
         self._truncate_dim = self._check_truncate_dim(value)
 
     def _check_truncate_dim(self, value: Any) -> int | None:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"truncate_dim must be a positive int or None, got {value!r}")
+        value = check_truncate_dim(value)
         if value is not None and value > self.embedding_dim:
             raise ValueError(f"truncate_dim {value} exceeds the embedding dimension {self.embedding_dim}")
         return value

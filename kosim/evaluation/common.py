@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from kosim.model import check_truncate_dim
 from kosim.similarity import resolve_similarity
 
 __all__ = [
@@ -44,15 +45,6 @@ def check_batch_size(batch_size: int) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     return batch_size
-
-
-def check_truncate_dim(truncate_dim: int | None) -> int | None:
-    """None, or a positive int (a bool refused)."""
-    if truncate_dim is not None and (
-        isinstance(truncate_dim, bool) or not isinstance(truncate_dim, int) or truncate_dim < 1
-    ):
-        raise ValueError(f"truncate_dim must be None or a positive int, got {truncate_dim!r}")
-    return truncate_dim
 
 
 def resolve_similarity_fns(similarity_fns: Sequence[str] | str | None) -> list[str]:

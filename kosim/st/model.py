@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from kosim.model import SentenceEncoder
+from kosim.model import SentenceEncoder, check_truncate_dim
 from kosim.nn import resolve_model_dir
 from kosim.similarity import resolve_similarity
 from kosim.st.models import encoder_parts
@@ -108,7 +108,7 @@ class SentenceTransformer(SentenceEncoder):
                 f"default_prompt_name {name!r} is not one of the prompts {sorted(parts.get('prompts') or {})}"
             )
         if truncate_dim is not None:  # the caller's wins over a saved one
-            parts["truncate_dim"] = _check_truncate_dim(truncate_dim)
+            parts["truncate_dim"] = check_truncate_dim(truncate_dim)
         super().__init__(**parts)
         self.eval().to(resolve_device(device))
 
@@ -186,7 +186,7 @@ class SentenceTransformer(SentenceEncoder):
         core.setdefault("normalize", bool(normalize_embeddings))
         if show_progress_bar is not None:
             core.setdefault("progress", bool(show_progress_bar))
-        truncate_dim = _check_truncate_dim(truncate_dim if truncate_dim is not None else self.truncate_dim)
+        truncate_dim = check_truncate_dim(truncate_dim if truncate_dim is not None else self.truncate_dim)
         for name, value, default in (
             ("truncate_dim", truncate_dim, None),
             ("precision", precision, "float32"),
@@ -261,9 +261,3 @@ class SentenceTransformer(SentenceEncoder):
         from kosim.st.fit import fit
 
         fit(self, train_objectives, **kwargs)
-
-
-def _check_truncate_dim(value: Any) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"truncate_dim must be a positive int or None, got {value!r}")
-    return value
