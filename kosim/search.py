@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["semantic_search", "topk_search"]
+__all__ = ["row_topk", "semantic_search", "topk_search"]
 
 
 def _as_matrix(x: Any, name: str) -> Tensor:
@@ -18,6 +18,37 @@ def _as_matrix(x: Any, name: str) -> Tensor:
     if tensor.dim() != 2:
         raise ValueError(f"{name} must be [n, dim] (or [dim] for one vector), got shape {tuple(tensor.shape)}")
     return tensor
+
+
+# Columns per group of row_topk's first stage (measured on CPU, 1024 x 50k scores: 32 beat 16 and 64 for k 10-300)
+_GROUP = 32
+
+
+def row_topk(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """``scores.topk(k, dim=1)`` of ``scores [n, m]``: ``(values [n, k], indices [n, k])``, best first.
+
+    On CPU, where ``topk`` over long rows costs a third of the matmul that made them, a wide row is searched in two
+    stages: the maximum of each group of ``_GROUP`` consecutive columns (one vectorised pass), the ``k`` groups with
+    the largest maxima, then ``topk`` over those ``k * _GROUP`` candidates (and the last, partial group). Exact: a
+    row's ``k`` best scores lie in its ``k`` best groups, since a group holding one of them has a maximum at least
+    that large, and at most ``k - 1`` scores (so at most ``k - 1`` group maxima) are larger. The values equal
+    ``topk``'s; only the order of equal scores may differ.
+    """
+    n, m = scores.shape
+    if scores.device.type != "cpu" or k * _GROUP * 4 > m:
+        return scores.topk(k, dim=1)
+    whole = m - m % _GROUP
+    groups = scores[:, :whole].view(n, whole // _GROUP, _GROUP)  # [n, groups, G], a view
+    _, top_groups = groups.amax(dim=2).topk(k, dim=1)  # [n, k]
+    candidates = groups.gather(1, top_groups[:, :, None].expand(n, k, _GROUP)).view(n, k * _GROUP)  # [n, k*G]
+    offsets = torch.arange(_GROUP, device=scores.device)
+    candidate_index = (top_groups[:, :, None] * _GROUP + offsets).view(n, k * _GROUP)  # [n, k*G]
+    if whole < m:
+        tail = torch.arange(whole, m, device=scores.device).expand(n, m - whole)
+        candidates = torch.cat([candidates, scores[:, whole:]], dim=1)
+        candidate_index = torch.cat([candidate_index, tail], dim=1)
+    values, pick = candidates.topk(k, dim=1)
+    return values, candidate_index.gather(1, pick)
 
 
 def topk_search(
@@ -55,6 +86,9 @@ def topk_search(
     # The running top-k of every query; the corpus is the outer loop so each chunk is cast and normalised once
     best_scores = torch.full((n_queries, k_out), float("-inf"), dtype=torch.float32, device=device)  # [n, k]
     best_index = torch.zeros((n_queries, k_out), dtype=torch.long, device=device)  # [n, k]
+    # One score buffer for every block: a fresh [nq, nc] tensor per block is a new ~200 MB mapping whose pages
+    # fault in on every matmul (measured 1.3-1.45x the matmul time on CPU)
+    buffer = torch.empty(min(query_chunk_size, n_queries) * min(chunk_size, corpus.shape[0]), device=device)
     for c_start in range(0, corpus.shape[0], chunk_size):
         chunk = corpus[c_start : c_start + chunk_size].to(device=device, dtype=torch.float32)  # [nc, d]
         if score_function == "cos":
@@ -65,7 +99,8 @@ def topk_search(
             q = queries[q_start : q_start + query_chunk_size].to(device=device, dtype=torch.float32)  # [nq, d]
             if score_function == "cos":
                 q = torch.nn.functional.normalize(q, dim=1)
-            chunk_scores, chunk_index = (q @ chunk_t).topk(k_chunk, dim=1)  # [nq, k_chunk]
+            scores = torch.mm(q, chunk_t, out=buffer[: q.shape[0] * chunk.shape[0]].view(q.shape[0], -1))
+            chunk_scores, chunk_index = row_topk(scores, k_chunk)  # [nq, k_chunk]
             rows = slice(q_start, q_start + q.shape[0])
             if c_start == 0:
                 best_scores[rows, :k_chunk], best_index[rows, :k_chunk] = chunk_scores, chunk_index

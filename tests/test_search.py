@@ -1,4 +1,4 @@
-"""kosim.search.semantic_search: chunked running top-k equals a brute-force cosine ranking."""
+"""kosim.search: chunked running top-k (and its two-stage row top-k) equals a brute-force ranking."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from kosim.search import semantic_search
+from kosim.search import row_topk, semantic_search, topk_search
 
 
 def brute_force(queries: np.ndarray, corpus: np.ndarray, top_k: int) -> list[list[tuple[int, float]]]:
@@ -55,3 +55,38 @@ def test_errors():
         semantic_search(np.ones((1, 4)), np.ones((3, 4)), chunk_size=0)
     with pytest.raises(ValueError, match=r"\[n, dim\]"):
         semantic_search(np.ones((1, 2, 4)), np.ones((3, 4)))
+
+
+@pytest.mark.parametrize("k", [1, 3, 20])
+@pytest.mark.parametrize("m", [2560, 3001, 5000])
+def test_row_topk_two_stage_equals_a_sort(k, m):
+    # wide enough rows for the grouped first stage (k * 32 * 4 <= m); m not a multiple of 32 covers the tail
+    scores = torch.from_numpy(np.random.default_rng(m + k).normal(size=(9, m)).astype(np.float32))
+    values, index = row_topk(scores, k)
+    want = -np.sort(-scores.numpy(), axis=1)[:, :k]
+    np.testing.assert_array_equal(values.numpy(), want)
+    np.testing.assert_array_equal(scores.gather(1, index).numpy(), want)  # the indices point at those scores
+    # the best score planted in the tail columns is found
+    scores[:, -1] = 10.0
+    values, index = row_topk(scores, k)
+    assert torch.all(values[:, 0] == 10.0) and torch.all(index[:, 0] == m - 1)
+
+
+def test_row_topk_ties_give_topk_values_and_distinct_indices():
+    # integer scores: many exact ties across groups; values are topk's, indices distinct and pointing at them
+    scores = torch.from_numpy(np.random.default_rng(3).integers(0, 50, size=(6, 4096)).astype(np.float32))
+    values, index = row_topk(scores, 25)
+    torch.testing.assert_close(values, scores.topk(25, dim=1).values, rtol=0, atol=0)
+    torch.testing.assert_close(scores.gather(1, index), values, rtol=0, atol=0)
+    assert all(len(set(row)) == 25 for row in index.tolist())
+
+
+@pytest.mark.parametrize("chunk_size", [1000, 2999, 50_000])
+def test_topk_search_wide_chunks_match_brute_force(chunk_size):
+    # chunks wide enough for the two-stage row top-k, with query chunks of unequal size sharing the score buffer
+    rng = np.random.default_rng(5)
+    queries, corpus = rng.normal(size=(37, 24)), rng.normal(size=(3000, 24))
+    scores, index = topk_search(queries, corpus, top_k=5, chunk_size=chunk_size, query_chunk_size=16)
+    want = brute_force(queries, corpus, 5)
+    got = [list(zip(i, s)) for i, s in zip(index.tolist(), scores.tolist())]
+    check_equal(got, want)
