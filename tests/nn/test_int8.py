@@ -28,9 +28,11 @@ def _integer_reference(x: torch.Tensor, layer: torch.nn.Linear) -> torch.Tensor:
     sw = w.abs().amax(dim=1) / 127.0
     qw = torch.round(w / sw[:, None]).clamp(-127, 127)
     xd = x.double()
-    sx = xd.abs().amax(dim=1, keepdim=True) / 127.0
-    qx = torch.round(xd / sx).clamp(-127, 127)
-    y = (qx @ qw.T) * sx * sw  # integer products summed exactly in float64
+    lo, hi = xd.amin(dim=1, keepdim=True), xd.amax(dim=1, keepdim=True)
+    sx = (hi - lo).clamp_min(1e-12) / 255.0
+    qx = torch.round((xd - lo) / sx)  # [rows, in] in [0, 255]: the row's [min, max] on 256 levels
+    # x ~ qx * sx + lo, so x @ w.T ~ (qx @ qw.T) * sx * sw + lo * (sum_k qw * sw)
+    y = (qx @ qw.T) * sx * sw + lo * (qw.sum(dim=1) * sw)  # integer products summed exactly in float64
     return y + layer.bias.detach().double() if layer.bias is not None else y
 
 
@@ -120,12 +122,16 @@ def test_bad_input_is_named():
 
 
 def test_quantize_rows_range():
-    x = torch.tensor([[1.0, -2.0, 0.5], [0.0, 0.0, 0.0], [-3.0, 3.0, 1.5]])
-    q, scale = quantize_rows(x)
-    assert q.dtype == torch.uint8
-    values = q.int() - 128
-    assert int(values.abs().max()) == 127 and int(values.min()) >= -127
-    torch.testing.assert_close(values.float() * scale, x, atol=float(scale.max()) / 2, rtol=0)
+    # lopsided rows, a constant row and a narrow row far from 0 (which x * inverse - lo * inverse would wreck)
+    x = torch.tensor([[1.0, -2.0, 0.5], [0.0, 0.0, 0.0], [-3.0, 3.0, 1.5], [1000.0, 1000.001, 1000.0005]])
+    q, scale, offset = quantize_rows(x)
+    assert q.dtype == torch.uint8 and scale.shape == offset.shape == (4, 1)
+    assert q[[0, 2, 3]].amin(dim=1).tolist() == [0, 0, 0] and q[[0, 2, 3]].amax(dim=1).tolist() == [255, 255, 255]
+    err = (scale * (q.double() - 128) + offset - x.double()).abs()[:3]
+    assert torch.all(err <= scale[:3] * 0.5001), err  # within half a step
+    assert q[3].tolist() in ([0, 255, 127], [0, 255, 128])  # the narrow row still spans the 256 levels
+    padded, _, _ = quantize_rows(x, rows_out=6)
+    assert torch.equal(padded[:4], q) and torch.all(padded[4:] == 128)
 
 
 def test_int8_inference_weights_on_the_encoder(bert_dir):
