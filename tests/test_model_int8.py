@@ -14,7 +14,13 @@ from kosim.nn.int8 import onednn_int8_supported
 @pytest.fixture(scope="module")
 def sentences() -> list[str]:
     dev = read_korsts(korsts_path("dev"))
-    return dev.column("sentence1")[:64]
+    # + the KorSTS-dev sentences farthest from float32 under symmetric per-row activations (MiniLM cosine 0.983-0.986)
+    hard = [
+        "시위자들은 그 나라의 최고 지도자인 강경파 아야톨라 알리 카메네이를 비난했다.",
+        "증상으로는 만성 설사, 복통, 체중 감량, 극도의 피로 등이 있다.",
+        "아부다비에서 황금 시장은 최고의 공공 야외 쇼핑 지역 중 하나이다.",
+    ]
+    return dev.column("sentence1")[:61] + hard
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -28,7 +34,7 @@ def test_int8_encode_is_close_to_float32(fixture, sentences, request):
     int8 = model.encode(sentences, batch_size=16, dtype="int8")
     assert int8.dtype == np.float32 and int8.shape == fp32.shape
     cos = _cosines(fp32, int8)
-    assert cos.min() > 0.98 and cos.mean() > 0.99, (cos.min(), cos.mean())
+    assert cos.min() > 0.99 and cos.mean() > 0.995, (cos.min(), cos.mean())  # issue 17: cosine >= 0.99 to fp32
     assert not np.array_equal(fp32, int8)  # the int8 path really ran
     np.testing.assert_array_equal(model.encode(sentences, batch_size=16, dtype="int8"), int8)  # cached, deterministic
     one = model.encode(sentences[:1], dtype="int8")
