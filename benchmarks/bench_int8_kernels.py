@@ -12,8 +12,9 @@ that quantization is included):
 * ``onednn_u8``: activations per tensor, symmetric, quantized with torch ops into uint8 with zero point 128;
   oneDNN's prepacked `torch.ops.onednn.qlinear_pointwise` with float32 output and the bias fused (int8
   activations with zero point 0 took 25 s for the 512 x 384 x 1152 GEMM here: a reference kernel, not VNNI);
-* ``kosim_int8_row``: `kosim.nn.int8.Int8Linear`: activations per row (per token), symmetric, as uint8 + 128;
-  the oneDNN GEMM applies the weight scales, one `addcmul` the row scales and bias; row blocks of <= 2048;
+* ``kosim_int8_row``: `kosim.nn.int8.Int8Linear`: activations per row (per token), asymmetric (the row's
+  [min, max] on 256 uint8 levels); the oneDNN GEMM (zero point 128) applies the weight scales, an in-place
+  `addcmul` the row scales and bias and an `addr_` the row offsets; row blocks of <= 2048;
 * ``onednn_u8_gelu``: the oneDNN per-tensor kernel with GELU fused as a oneDNN post-op (for the feed-forward input layer; its
   error is measured against `gelu(F.linear)`).
 
