@@ -29,6 +29,45 @@ def positive_int(value: str) -> int:
     return number
 
 
+def device_list(value: str) -> list[str]:
+    """argparse type: comma-separated devices of a multi-process encode (``cpu,cpu``, ``cuda:0,cuda:1``), each
+    checked here, so a bad one is a usage error (exit 2) naming it before any model is loaded."""
+    from kosim.utils.device import resolve_device
+
+    devices = [d.strip() for d in value.split(",")]
+    if not all(devices):
+        raise argparse.ArgumentTypeError(f"expected comma-separated devices such as cpu,cpu, got {value!r}")
+    for device in devices:
+        try:
+            resolve_device(device)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return devices
+
+
+def add_devices_argument(parser: argparse.ArgumentParser) -> None:
+    """``--devices``: encode in one worker process per listed device (:class:`kosim.encode_pool.EncodePool`)."""
+    parser.add_argument(
+        "--devices",
+        type=device_list,
+        default=None,
+        metavar="LIST",
+        help="encode in one worker process per device, e.g. cpu,cpu or cuda:0,cuda:1 (same embeddings)",
+    )
+
+
+def encode_pool(args: argparse.Namespace, model: Any):
+    """An :class:`~kosim.encode_pool.EncodePool` on ``--devices`` for ``model`` (a context manager), or a null
+    context (``None``) without the flag."""
+    import contextlib
+
+    if args.devices is None:
+        return contextlib.nullcontext(None)
+    from kosim.encode_pool import EncodePool
+
+    return EncodePool(model, devices=args.devices)
+
+
 def add_model_arguments(parser: argparse.ArgumentParser, batch_size: int = 32) -> None:
     """``--model``, ``--batch-size`` and ``--device``, shared by encode, evaluate and search."""
     parser.add_argument(

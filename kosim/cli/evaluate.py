@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kosim.cli.common import add_model_arguments, existing_file, load_model, print_json
+from kosim.cli.common import (
+    add_devices_argument,
+    add_model_arguments,
+    encode_pool,
+    existing_file,
+    load_model,
+    print_json,
+)
 from kosim.cli.errors import UsageError
 
 HELP = "STS correlations of a model on a KorSTS-format file, or retrieval metrics (nDCG@10, ...) on a task"
@@ -19,12 +26,14 @@ Evaluate --model and print its metrics as one JSON line, named as sentence-trans
   --beir DIR    on a BEIR-format directory (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv; --split, default test):
                 {"NAME_cosine_accuracy@1": ..., "NAME_cosine_ndcg@10": ..., ...}
 Queries and documents get the model's "query" / "document" prompts unless --query-prompt / --corpus-prompt say
-otherwise."""
+otherwise. --devices cpu,cpu (or cuda:0,cuda:1) encodes the retrieval corpus and queries in one worker process per
+device, with the same metrics."""
 EPILOG = """\
 examples:
   kosim evaluate --model output/kosim-sts --sts kosim/resources/kornlu/KorSTS/sts-dev.tsv
   kosim evaluate --model output/kosim-sts --sts sts-test.tsv --similarity-fns cosine dot --name sts-test
   kosim evaluate --model output/retrieval --ir kornli --split dev
+  kosim evaluate --model output/retrieval --ir kornli --devices cpu,cpu
   kosim evaluate --model output/retrieval --beir data/ko-strategyqa --split dev --query-prompt "query: \""""
 
 IR_SPLITS = ("all", "train", "dev")
@@ -32,6 +41,7 @@ IR_SPLITS = ("all", "train", "dev")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
+    add_devices_argument(parser)
     task = parser.add_mutually_exclusive_group(required=True)
     task.add_argument("--sts", type=existing_file, metavar="FILE", help="a KorSTS-format .tsv file")
     task.add_argument("--ir", choices=("kornli",), help="a bundled retrieval task: kornli")
@@ -86,19 +96,21 @@ def _retrieval(args: argparse.Namespace) -> dict[str, float]:
         raise UsageError(f"--similarity-fns: retrieval ranks with cosine or dot, got {fns}")
     task = _retrieval_task(args)
     model = load_model(args)
-    evaluator = task.evaluator(
-        batch_size=args.batch_size,
-        name=task.name if args.name is None else args.name,
-        score_functions=fns,
-        query_prompt=args.query_prompt,
-        corpus_prompt=args.corpus_prompt,
-    )
-    return evaluator(model)
+    with encode_pool(args, model) as pool:
+        evaluator = task.evaluator(
+            batch_size=args.batch_size,
+            name=task.name if args.name is None else args.name,
+            score_functions=fns,
+            query_prompt=args.query_prompt,
+            corpus_prompt=args.corpus_prompt,
+            pool=pool,
+        )
+        return evaluator(model)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.sts is not None:
-        for flag in ("split", "query_prompt", "corpus_prompt"):
+        for flag in ("split", "query_prompt", "corpus_prompt", "devices"):
             if getattr(args, flag) is not None:
                 raise UsageError(f"--{flag.replace('_', '-')} applies to --ir / --beir, not --sts")
         print_json(_sts(args))

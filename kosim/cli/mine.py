@@ -8,7 +8,9 @@ from pathlib import Path
 
 from kosim.cli.common import (
     UsageError,
+    add_devices_argument,
     add_model_arguments,
+    encode_pool,
     existing_file,
     load_model,
     positive_int,
@@ -31,6 +33,7 @@ examples:
   kosim mine --model output/kosim-sts --input pairs.tsv --output hard.tsv --relative-margin 0.05 --num-negatives 5
   kosim mine --model output/kosim-sts --input qa.jsonl --anchor-column query --positive-column answer \\
       --corpus passages.txt --output hard.jsonl --output-format n-tuple --output-scores --cache-dir cache/mine
+  kosim mine --model output/kosim-sts --input pairs.tsv --output hard.tsv --devices cpu,cpu   # 2 encode workers
 
 NV-Retriever's best setting ("TopK-PercPos 95%") is --relative-margin 0.05 with the default top sampling."""
 
@@ -53,6 +56,7 @@ def _non_negative_int(value: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
+    add_devices_argument(parser)
     parser.add_argument("--input", required=True, type=existing_file, metavar="FILE", help=".tsv, .csv or .jsonl pairs")
     parser.add_argument("--anchor-column", default=None, help="anchor column of --input (default: the first)")
     parser.add_argument("--positive-column", default=None, help="positive column of --input (default: the second)")
@@ -109,33 +113,35 @@ def run(args: argparse.Namespace) -> int:
         log(f"mining hard negatives for {len(data)} rows of {args.input}")
     start = time.perf_counter()
     try:
-        mined = mine_hard_negatives(
-            data,
-            model,
-            anchor_column_name=args.anchor_column,
-            positive_column_name=args.positive_column,
-            corpus=corpus,
-            range_min=args.range_min,
-            range_max=args.range_max,
-            max_score=args.max_score,
-            min_score=args.min_score,
-            absolute_margin=args.absolute_margin,
-            relative_margin=args.relative_margin,
-            num_negatives=args.num_negatives,
-            sampling_strategy=args.sampling_strategy,
-            query_prompt_name=args.query_prompt_name,
-            query_prompt=args.query_prompt,
-            corpus_prompt_name=args.corpus_prompt_name,
-            corpus_prompt=args.corpus_prompt,
-            include_positives=args.include_positives,
-            output_format=args.output_format,
-            output_scores=args.output_scores,
-            batch_size=args.batch_size,
-            verbose=not args.quiet,
-            cache_dir=args.cache_dir,
-            seed=args.seed,
-            dtype=args.dtype,
-        )
+        with encode_pool(args, model) as pool:
+            mined = mine_hard_negatives(
+                data,
+                model,
+                anchor_column_name=args.anchor_column,
+                positive_column_name=args.positive_column,
+                corpus=corpus,
+                range_min=args.range_min,
+                range_max=args.range_max,
+                max_score=args.max_score,
+                min_score=args.min_score,
+                absolute_margin=args.absolute_margin,
+                relative_margin=args.relative_margin,
+                num_negatives=args.num_negatives,
+                sampling_strategy=args.sampling_strategy,
+                query_prompt_name=args.query_prompt_name,
+                query_prompt=args.query_prompt,
+                corpus_prompt_name=args.corpus_prompt_name,
+                corpus_prompt=args.corpus_prompt,
+                include_positives=args.include_positives,
+                output_format=args.output_format,
+                output_scores=args.output_scores,
+                batch_size=args.batch_size,
+                verbose=not args.quiet,
+                cache_dir=args.cache_dir,
+                seed=args.seed,
+                dtype=args.dtype,
+                pool=pool,
+            )
         written = write_mined(mined, output)
     except (KeyError, ValueError) as exc:
         raise UsageError(exc.args[0] if exc.args else str(exc)) from None

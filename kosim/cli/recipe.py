@@ -24,6 +24,8 @@ def recipe_parser(
     batch_size: int,
     warmup_ratio: float,
     rows: str,
+    epochs: float = 1.0,
+    lr: float = 5e-5,
 ) -> argparse.ArgumentParser:
     """The flags the recipes take (a recipe adds its own); `recipe` is the output prefix ("nli", "sts"), `rows`
     names a training row ("pairs", "triplets"). Without `train_help` there are no --train / --dev / --test flags
@@ -38,8 +40,8 @@ def recipe_parser(
         p.add_argument("--test", default=None, help="KorSTS-format test file, evaluated before and after training only")
     p.add_argument("--batch-size", type=int, default=batch_size, help=f"training batch size (default {batch_size})")
     p.add_argument("--eval-batch-size", type=int, default=None, help="evaluation batch size (default: --batch-size)")
-    p.add_argument("--epochs", type=float, default=1.0, help="training epochs (default 1)")
-    p.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (default 5e-5)")
+    p.add_argument("--epochs", type=float, default=epochs, help=f"training epochs (default {epochs:g})")
+    p.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default {lr:g})")
     p.add_argument(
         "--warmup-ratio",
         type=float,

@@ -110,8 +110,35 @@ def _model_name(name: str | None, base_dir: Path) -> str | None:
 
 
 _EVALUATOR_KEYS = (
-    "type", "name", "path", "format", "columns", "label", "max_rows", "batch_size", "similarity_fns", "during_training",
+    "type", "name", "path", "format", "columns", "label", "max_rows", "batch_size", "similarity_fns", "main_similarity",
+    "during_training",
 )  # fmt: skip
+
+
+def _similarity(t: Table, key: str, name: str) -> str:
+    """The canonical name of similarity ``name`` (``cos_sim`` -> ``cosine``), or an error on ``key`` with a hint."""
+    from kosim.similarity import SIMILARITY_FUNCTIONS, resolve_similarity
+
+    try:
+        return resolve_similarity(name)
+    except (TypeError, ValueError) as exc:
+        raise t.error(key, f"{exc}{did_you_mean(str(name), sorted(SIMILARITY_FUNCTIONS))}") from None
+
+
+def _similarities(t: Table) -> tuple[list[str], str | None]:
+    """``(similarity_fns, main_similarity)`` of an sts / triplet evaluator: the main one must be computed; without
+    ``similarity_fns`` it is the only one (as the evaluators do), else ``["cosine"]``."""
+    given = t.strings("similarity_fns")
+    canonical = [_similarity(t, "similarity_fns", s) for s in given or ()]
+    main = t.get("main_similarity", (str,), None)
+    if main is None:
+        return (given if given is not None else ["cosine"]), None
+    main = _similarity(t, "main_similarity", main)
+    if given is None:
+        return [main], main
+    if main not in canonical:
+        raise t.error("main_similarity", f"{main!r} is not one of similarity_fns {given}")
+    return given, main
 
 
 def _parse_evaluator(raw: Any, where: str, source: str, base_dir: Path) -> EvaluatorConfig:
@@ -131,13 +158,7 @@ def _parse_evaluator(raw: Any, where: str, source: str, base_dir: Path) -> Evalu
         raise t.error("columns", f"a {kind!r} evaluator needs {n_columns} columns, got {columns}")
     if fixed is None and needs_label and label is None:
         raise t.error("label", f"a {kind!r} evaluator needs a score column ('label')")
-    from kosim.similarity import resolve_similarity
-
-    sims = t.strings("similarity_fns", ["cosine"])
-    try:
-        [resolve_similarity(s) for s in sims]
-    except (KeyError, ValueError) as exc:
-        raise t.error("similarity_fns", str(exc)) from None
+    sims, main = _similarities(t)
     return EvaluatorConfig(
         type=kind,
         name=name,
@@ -148,6 +169,7 @@ def _parse_evaluator(raw: Any, where: str, source: str, base_dir: Path) -> Evalu
         max_rows=t.get("max_rows", (int,), None),
         batch_size=t.get("batch_size", (int,), None),
         similarity_fns=sims,
+        main_similarity=main,
         during_training=t.get("during_training", (bool,), True),
     )
 

@@ -128,10 +128,14 @@ def build_evaluator(cfg: EvaluatorConfig, batch_size: int) -> Callable:
     if cfg.type == "sts":
         if len(cols) != 2 or data.labels is None:
             raise ConfigError(f"[[evaluators]] {cfg.name!r}: {cfg.path} must give 2 text columns and a score")
-        return EmbeddingSimilarityEvaluator(*cols, data.labels.tolist(), size, cfg.name, cfg.similarity_fns)
+        return EmbeddingSimilarityEvaluator(
+            *cols, data.labels.tolist(), size, cfg.name, cfg.similarity_fns, main_similarity=cfg.main_similarity
+        )
     if len(cols) != 3:
         raise ConfigError(f"[[evaluators]] {cfg.name!r}: {cfg.path} must give 3 text columns")
-    return TripletEvaluator(*cols, batch_size=size, name=cfg.name, similarity_fns=cfg.similarity_fns)
+    return TripletEvaluator(
+        *cols, batch_size=size, name=cfg.name, similarity_fns=cfg.similarity_fns, main_similarity=cfg.main_similarity
+    )
 
 
 def check_batch_fits(config: RunConfig, rows: dict[str, int]) -> None:

@@ -76,6 +76,7 @@ class EvaluatorConfig:
     max_rows: int | None = None
     batch_size: int | None = None  # None: training.per_device_eval_batch_size
     similarity_fns: list[str] = field(default_factory=lambda: ["cosine"])
+    main_similarity: str | None = None  # sts / triplet: the similarity of the primary metric
     during_training: bool = True  # False: only before and after training (e.g. a test set)
     split: str | None = None  # ir only
     dev_size: float | int = 0.5  # ir, kornli only

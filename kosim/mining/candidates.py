@@ -89,6 +89,7 @@ def filter_candidates(
     hardest (lowest-scoring) positive (``absolute``: ``score + margin > positive``; ``relative``: ``score >
     positive - |positive| * margin``), then ``max_score`` and ``min_score``. The anchor text itself, found in the
     corpus, is not removed (as in sentence-transformers): ``range_min`` or ``max_score`` skip such near-copies.
+    With a margin, ``counts["margin_emptied"]`` is the number of anchors it left with no candidate at all.
     """
     scores[indices < 0] = NEG_INF
     counts = {"candidates": int(torch.isfinite(scores).sum())}
@@ -98,12 +99,15 @@ def filter_candidates(
         positive_keys = pairs.pair_query * n_docs + pairs.pair_doc
         _drop(scores, torch.from_numpy(np.isin(candidate_keys, positive_keys)), counts, "positive")
     if absolute_margin is not None or relative_margin is not None:
+        alive = torch.isfinite(scores).any(1)  # [q] anchors with a candidate left before the margins
         starts = np.flatnonzero(np.r_[True, pairs.pair_query[1:] != pairs.pair_query[:-1]])
         hardest = torch.from_numpy(np.minimum.reduceat(pair_scores.numpy(), starts)).unsqueeze(1)  # [q, 1]
         if absolute_margin is not None:
             _drop(scores, scores + absolute_margin > hardest, counts, "absolute_margin")
         if relative_margin is not None:
             _drop(scores, scores > hardest - hardest.abs() * relative_margin, counts, "relative_margin")
+        # anchors whose whole window scored within the margin: the positive ranks at or below range_max
+        counts["margin_emptied"] = int((alive & ~torch.isfinite(scores).any(1)).sum())
     if max_score is not None:
         _drop(scores, scores > max_score, counts, "max_score")
     if min_score is not None:

@@ -63,3 +63,10 @@ def log_summary(
             f"mining: {short:,} of {len(pairs.queries):,} anchors got fewer than {num_negatives} negatives{dropped}; "
             f"to find more, adjust {', '.join(hints)}"
         )
+        if counts.get("margin_emptied"):
+            deeper = "; a larger range_max reaches those below it" if options["range_max"] < len(pairs.corpus) else ""
+            log(
+                f"mining: for {counts['margin_emptied']:,} anchors every candidate up to range_max="
+                f"{options['range_max']} scored within the margin of the positive (the model ranks them above it)"
+                f"{deeper}"
+            )

@@ -124,6 +124,29 @@ def test_summary_on_stderr(data, capsys):
     assert capsys.readouterr().err == ""
 
 
+def _emptied_by_margin(data, range_max: int, margin: float) -> int:
+    """By brute force: anchors whose candidates ranked 0 .. range_max (the window, room for the one positive) all
+    score above positive - |positive| x margin once the positive is left out."""
+    texts = list(dict.fromkeys(data["positive"]))
+    emptied = 0
+    for anchor, positive in zip(data["anchor"], data["positive"]):
+        scores = scores_of(data, anchor, texts)  # [candidates]
+        window = [i for i in np.argsort(-scores, kind="stable")[: range_max + 1] if texts[i] != positive]
+        threshold = scores[texts.index(positive)] * (1 - np.sign(scores[texts.index(positive)]) * margin)
+        emptied += bool((scores[window] > threshold).all())
+    return emptied
+
+
+@pytest.mark.parametrize("range_max", [5, 40])
+def test_summary_counts_the_anchors_whose_window_the_margin_emptied(data, capsys, range_max):
+    expected = _emptied_by_margin(data, range_max, 0.05)
+    assert expected > 0
+    mine_hard_negatives(data, HashEncoder(), range_max=range_max, relative_margin=0.05, num_negatives=1, progress=False)
+    err = capsys.readouterr().err
+    assert f"for {expected:,} anchors every candidate up to range_max={range_max} scored within the margin" in err
+    assert "a larger range_max reaches those below it" in err
+
+
 @pytest.mark.parametrize("suffix", [".tsv", ".jsonl"])
 @pytest.mark.parametrize(
     "fmt, scores, label",
