@@ -17,6 +17,7 @@ from kosim.utils import ragged
 
 # (rows of the batch's texts in the input, their token counts, the packed batch on the model's device)
 Batches = Iterator[tuple[np.ndarray, np.ndarray, PackedBatch]]
+Tokenize = Callable[[list[str]], tuple[np.ndarray, np.ndarray]]  # texts -> (flat int64 ids, lengths)
 
 
 @contextlib.contextmanager
@@ -34,20 +35,26 @@ def progress_bar(show: bool, total: int):
         bar.close()
 
 
+def tokenize_fn(tokenizer: TextTokenizer, prompt: str, cache=None) -> Tokenize:
+    """`texts -> (flat ids, lengths)` of each text after `prompt`; through `cache` (a `TokenCache`) when given."""
+    if cache is not None:
+        return lambda texts: cache.encode_flat(tokenizer, prompt, texts)
+    return lambda texts: tokenizer.encode_flat([prompt + t for t in texts] if prompt else texts)
+
+
 def packed_batches(
-    tokenizer: TextTokenizer,
+    tokenize: Tokenize,
     items: list[str],
-    prompt: str,
     batch_size: int,
     chunk_size: int,
     device: torch.device,
     bar=None,
 ) -> Batches:
-    """`(rows, lengths, PackedBatch)` on `device`: `chunk_size` texts tokenized at a time (each after `prompt`),
-    longest first within a chunk; `rows` are the batch's indices into `items` (numpy)."""
+    """`(rows, lengths, PackedBatch)` on `device`: `chunk_size` texts tokenized at a time (`tokenize_fn`), longest
+    first within a chunk; `rows` are the batch's indices into `items` (numpy)."""
     for start in range(0, len(items), chunk_size):
         chunk = items[start : start + chunk_size]
-        ids, lengths = tokenizer.encode_flat([prompt + t for t in chunk] if prompt else chunk)
+        ids, lengths = tokenize(chunk)
         offsets = ragged.offsets_from_lengths(lengths)
         order = np.argsort(-lengths, kind="stable")
         for b in range(0, len(order), batch_size):

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from kosim.embedding_memo import EmbeddingMemo
-from kosim.encode_output import finish, packed_batches, progress_bar, sentence_outputs, token_outputs
+from kosim.embedding_memo import EmbeddingMemo, TokenCache
+from kosim.encode_output import finish, packed_batches, progress_bar, sentence_outputs, token_outputs, tokenize_fn
 from kosim.nn import PackedBatch, TransformerEncoder, resolve_model_dir
 from kosim.pooling import Dense, Pooling
 from kosim.precision import DTYPES, autocast
@@ -259,7 +259,9 @@ class SentenceEncoder(nn.Module):
     def _encode_here(self, items, prompt, batch_size, chunk_size, dtype, output, dim, normalize, show, to, target):
         """encode in this process: `[n, dim]` float32 sentence embeddings (numpy), or each text's token states."""
         with progress_bar(show, len(items)) as bar:
-            batches = packed_batches(self.tokenizer, items, prompt, batch_size, chunk_size or 16384, self.device, bar)
+            memo = getattr(self, "_memo", None)
+            tokenize = tokenize_fn(self.tokenizer, prompt, memo.tokens if memo is not None else None)
+            batches = packed_batches(tokenize, items, batch_size, chunk_size or 16384, self.device, bar)
             weights = self._inference_weights(dtype)
             if output == "token":
                 return token_outputs(lambda b: self._token_states(b, dtype, weights), batches, len(items), to, target)
@@ -269,15 +271,16 @@ class SentenceEncoder(nn.Module):
             )
 
     @contextlib.contextmanager
-    def embedding_memo(self) -> Iterator[EmbeddingMemo]:
+    def embedding_memo(self, tokens: TokenCache | None = None) -> Iterator[EmbeddingMemo]:
         """Inside `with model.embedding_memo():`, `encode` embeds every distinct input once (see
         `kosim.embedding_memo`): the Trainer opens one per evaluation round, shared by the validation loss and every
         evaluator. Nested uses share the outer memo; it is dropped when the outermost context closes, and forgets
-        everything as soon as a weight changes inside it."""
+        everything as soon as a weight changes inside it. `tokens`: a `TokenCache` to tokenize through (one that
+        outlives the round: token ids do not depend on the weights); default a new one."""
         if getattr(self, "_memo", None) is not None:
             yield self._memo
             return
-        self._memo = EmbeddingMemo(self)
+        self._memo = EmbeddingMemo(self, tokens)
         try:
             yield self._memo
         finally:

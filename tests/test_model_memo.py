@@ -96,3 +96,28 @@ def test_a_changed_max_seq_length_is_another_input(bert_dir):
         short = model.encode([long_text])
     np.testing.assert_allclose(short, model.encode([long_text]), atol=1e-6)
     assert not np.allclose(full, short)
+
+
+def test_token_cache_gives_the_tokenizers_ids(model):
+    from kosim.embedding_memo import TokenCache
+
+    texts = TEXTS + TEXTS[:2] + ["안녕하세요"]
+    for limit in (1 << 20, 0):  # 0: nothing kept, the same ids
+        cache = TokenCache(limit)
+        for prompt in ("", "질문: "):
+            expected = model.tokenizer.encode_flat([prompt + t for t in texts])
+            for _ in range(2):  # the second call reads the cache
+                got = cache.encode_flat(model.tokenizer, prompt, texts)
+                np.testing.assert_array_equal(got[0], expected[0])
+                np.testing.assert_array_equal(got[1], expected[1])
+        assert (cache.size == 0) == (limit == 0)
+
+
+def test_token_cache_sees_a_changed_max_seq_length(bert_dir):
+    from kosim.embedding_memo import TokenCache
+
+    model, cache = SentenceEncoder.load(bert_dir), TokenCache()
+    long_text = [" ".join(TEXTS * 3)]
+    full = cache.encode_flat(model.tokenizer, "", long_text)[1]
+    model.max_seq_length = 8
+    assert cache.encode_flat(model.tokenizer, "", long_text)[1].tolist() == [8] != full.tolist()

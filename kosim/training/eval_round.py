@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from kosim.data.datasets import ColumnDataset
 from kosim.embedding_memo import EmbeddingMemo
-from kosim.encode_output import packed_batches, sentence_outputs
+from kosim.encode_output import packed_batches, sentence_outputs, tokenize_fn
 from kosim.model import SentenceEncoder
 from kosim.precision import autocast
 
@@ -50,18 +50,18 @@ def column_embeddings(
             )
         else:
             key = ("forward", prompt, model.max_seq_length, dtype)
-            emb = torch.from_numpy(memo.embed(key, texts, _forward_embed(model, prompt, batch_size, dtype)))
+            emb = torch.from_numpy(memo.embed(key, texts, _forward_embed(model, memo, prompt, batch_size, dtype)))
         out.append(emb.to(model.device))
     return out
 
 
-def _forward_embed(model: SentenceEncoder, prompt: str, batch_size: int, dtype: str) -> Callable:
+def _forward_embed(model: SentenceEncoder, memo: EmbeddingMemo, prompt: str, batch_size: int, dtype: str) -> Callable:
     """`texts -> [n, dim]` float32: the model's training forward under `dtype` autocast (no autograd)."""
     prompt_length = model.tokenizer.prompt_length(prompt) if prompt else 0
     device = model.device
 
     def embed(texts: list[str]) -> np.ndarray:
-        batches = packed_batches(model.tokenizer, texts, prompt, batch_size, 16384, device)
+        batches = packed_batches(tokenize_fn(model.tokenizer, prompt, memo.tokens), texts, batch_size, 16384, device)
         with autocast(device, dtype):
             return sentence_outputs(
                 lambda b: model(b, prompt_length).float(), batches, (len(texts), model.embedding_dim), False

@@ -25,6 +25,7 @@ from kosim.config.prompts import run_prompts
 from kosim.data.collate import collate, split_rows
 from kosim.data.columns import TrainData, named_datasets
 from kosim.data.datasets import ColumnDataset
+from kosim.embedding_memo import TokenCache
 from kosim.model import SentenceEncoder
 from kosim.precision import autocast as autocast_context
 from kosim.training.checkpoint import (
@@ -142,6 +143,7 @@ class Trainer:
         )
         self.model.prompts.update(saved_prompts)
         self.log_history: list[dict[str, Any]] = []
+        self._token_cache = TokenCache()  # evaluation rounds' token ids, kept for the run (they need no weights)
         self.dist = DistInfo()
         self.output_dir = Path(args.output_dir)
 
@@ -355,7 +357,7 @@ class Trainer:
             was = self.model.training
             self.model.eval()
             try:
-                with self.model.embedding_memo():
+                with self.model.embedding_memo(self._token_cache):
                     evaluated: dict[str, float] = {}
                     for evaluator in self.evaluators:
                         evaluated.update(evaluator(self.model))

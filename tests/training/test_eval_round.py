@@ -125,8 +125,14 @@ def test_an_evaluation_round_embeds_each_text_once(bert_dir, tmp_path, monkeypat
     assert sum(seen) == len(distinct)  # val loss + two evaluators: each distinct text once (was 2 * ROWS + ...)
     assert {"validation_loss", "sts_spearman_cosine", "tri_cosine_accuracy"} <= set(metrics)
     seen.clear()
+    tokenized: list[str] = []
+    encode_flat = trainer.model.tokenizer.encode_flat
+    monkeypatch.setattr(
+        trainer.model.tokenizer, "encode_flat", lambda texts: tokenized.extend(texts) or encode_flat(texts)
+    )
     trainer.evaluate()
     assert sum(seen) == len(distinct)  # a new round embeds again: the memo did not outlive the first one
+    assert tokenized == []  # but the run's token cache still holds every text's ids
 
 
 def test_memo_gives_the_numbers_of_no_memo(bert_dir, tmp_path):
