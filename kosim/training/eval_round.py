@@ -9,6 +9,10 @@ would give (in-batch negatives see the same rows) and averaged weighted by rows.
 Which embeddings: under float32 training, `encode`'s float32 ones, the very ones the evaluators read (the inference
 path agrees with the training forward to float rounding). Under bf16 / fp16 autocast the loss keeps the training
 forward under autocast (a distinct memo key: bf16 numbers are not float32 ones), each distinct text embedded once.
+
+A GIST eval loss still indexes its guide table (the frozen guide's embeddings of the eval dataset's texts, built
+once by `bind_guides`) by the rows' text ids; only the student's embeddings come from the memo. Several eval
+datasets share the round's memo, so a text in two of them (under the same prompt) is embedded once.
 """
 
 from __future__ import annotations

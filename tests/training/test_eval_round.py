@@ -186,3 +186,30 @@ def test_a_training_run_evaluates_the_current_weights(bert_dir, tmp_path):
     assert rounds[0]["validation_loss"] != rounds[1]["validation_loss"]
     final = SentenceEncoder.load(tmp_path)
     assert abs(rounds[1]["validation_loss"] - _old_validation_loss(final, PAIRS, CosineSimilarityLoss(), 4)) <= 1e-6
+
+
+def test_kosim_st_trainer_rounds_share_the_memo(bert_dir, tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    import kosim.st as ks
+
+    model = ks.SentenceTransformer(str(bert_dir), device="cpu")
+    scored = datasets.Dataset.from_dict({"a": PAIRS.column("a"), "b": PAIRS.column("b"), "score": PAIRS.labels})
+    evaluator = ks.evaluation.EmbeddingSimilarityEvaluator(PAIRS.column("a"), PAIRS.column("b"), PAIRS.labels)
+    args = ks.SentenceTransformerTrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=4)
+    trainer = ks.SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=scored,
+        eval_dataset=scored,
+        loss=ks.losses.CosineSimilarityLoss(model),
+        evaluator=evaluator,
+    )
+    seen = _count_embedded_texts(model, monkeypatch)
+    metrics = trainer.evaluate()
+    assert sum(seen) == len({t for c in PAIRS.column_names for t in PAIRS.column(c)})
+    expected = _old_validation_loss(SentenceEncoder.load(bert_dir), PAIRS, CosineSimilarityLoss(), 4)
+    assert abs(metrics["eval_loss"] - expected) <= 1e-6
+    assert (
+        metrics["eval_spearman_cosine"]
+        == evaluator(ks.SentenceTransformer(str(bert_dir), device="cpu"))["spearman_cosine"]
+    )
