@@ -66,12 +66,17 @@ class TokenCache:
 class EmbeddingMemo:
     """Float32 embeddings by `(key, text)` for one model and one set of its weights.
 
+    At most `limit` floats are kept (1 GiB by default): the embeddings of a call beyond it are returned and not
+    kept, so a round that encodes a huge retrieval corpus holds it once, not twice.
+
     Attributes:
         embedded: texts embedded through the memo so far (its misses), for tests and profiles.
     """
 
-    def __init__(self, model: nn.Module, tokens: TokenCache | None = None) -> None:
+    def __init__(self, model: nn.Module, tokens: TokenCache | None = None, limit: int = 1 << 28) -> None:
         self._model = model
+        self.limit = limit
+        self.size = 0  # floats held
         self.tokens = tokens if tokens is not None else TokenCache()  # the round's (or the run's) token ids
         self._stamp = weights_stamp(model.parameters())
         self._tables: dict[Hashable, dict[str, np.ndarray]] = {}
@@ -81,7 +86,7 @@ class EmbeddingMemo:
         stamp = weights_stamp(self._model.parameters())
         if stamp != self._stamp:  # a weight changed inside the round: nothing held is valid any more
             self._tables.clear()
-            self._stamp = stamp
+            self._stamp, self.size = stamp, 0
 
     def embed(self, key: Hashable, texts: list[str], compute: Callable[[list[str]], np.ndarray]) -> np.ndarray:
         """`[len(texts), dim]` float32 embeddings of `texts` under `key`: the distinct texts the memo lacks are
@@ -93,8 +98,14 @@ class EmbeddingMemo:
             new = np.asarray(compute(missing), dtype=np.float32)  # [missing, dim]
             if new.ndim != 2 or len(new) != len(missing):
                 raise ValueError(f"embedding {len(missing)} texts returned shape {new.shape}")
-            table.update(zip(missing, new))
             self.embedded += len(missing)
+            if self.size + new.size > self.limit:  # not kept: only this call reads them
+                if len(missing) == len(texts):  # all distinct and new: `new` is the answer, in order
+                    return new
+                rows = dict(zip(missing, new))
+                return np.stack([rows[t] if t in rows else table[t] for t in texts])  # [n, dim]
+            table.update(zip(missing, new))
+            self.size += new.size
         if not texts:
             return compute([])
         return np.stack([table[t] for t in texts])  # [n, dim]

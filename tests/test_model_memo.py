@@ -121,3 +121,15 @@ def test_token_cache_sees_a_changed_max_seq_length(bert_dir):
     full = cache.encode_flat(model.tokenizer, "", long_text)[1]
     model.max_seq_length = 8
     assert cache.encode_flat(model.tokenizer, "", long_text)[1].tolist() == [8] != full.tolist()
+
+
+def test_a_full_memo_still_answers_and_keeps_nothing_more(model, monkeypatch):
+    expected = model.encode(TEXTS)
+    with model.embedding_memo() as memo:
+        memo.limit = 3 * model.embedding_dim  # room for three embeddings
+        np.testing.assert_allclose(model.encode(TEXTS[:3]), expected[:3], atol=1e-6)  # kept
+        np.testing.assert_allclose(model.encode(TEXTS), expected, atol=1e-6)  # four more: returned, not kept
+        np.testing.assert_allclose(
+            model.encode(TEXTS[5:] + TEXTS[:1]), np.concatenate([expected[5:], expected[:1]]), atol=1e-6
+        )
+        assert len(memo) == 3 and memo.size == memo.limit
