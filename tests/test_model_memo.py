@@ -36,8 +36,6 @@ OPTIONS = [
     {"truncate_dim": 8},
     {"truncate_dim": 8, "normalize": True},
     {"dtype": "bfloat16"},
-    {"precision": "int8"},
-    {"precision": "ubinary"},
     {"to": "torch"},
 ]
 
@@ -49,11 +47,23 @@ def test_memo_returns_what_encode_returns_without_it(model, options):
     with model.embedding_memo():
         model.encode(TEXTS[::-1], batch_size=3)  # fills the memo for the default options, other batches
         got_all = model.encode(TEXTS, **options)
-        got_subset = model.encode(subset, **options)  # from the memo; quantization ranges are still this call's
+        got_subset = model.encode(subset, **options)  # from the memo
     for got, expected in ((got_all, expected_all), (got_subset, expected_subset)):
-        got, expected = np.asarray(got), np.asarray(expected)
-        assert got.dtype == expected.dtype and got.shape == expected.shape
-        np.testing.assert_allclose(got.astype(np.float64), expected.astype(np.float64), rtol=0, atol=1e-6)
+        assert type(got) is type(expected) and got.dtype == expected.dtype and got.shape == expected.shape
+        np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("precision", ["int8", "ubinary"])
+def test_memo_quantizes_each_call_by_its_own_embeddings(model, precision):
+    from kosim.quantization import quantize_embeddings
+
+    with model.embedding_memo():
+        model.encode(TEXTS)
+        floats = model.encode(TEXTS[1:4])  # from the memo
+        got = model.encode(TEXTS[1:4], precision=precision)  # ranges from these three, not from all of TEXTS
+    expected = quantize_embeddings(floats, precision)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_each_distinct_input_is_embedded_once(model, monkeypatch):
@@ -123,7 +133,7 @@ def test_token_cache_sees_a_changed_max_seq_length(bert_dir):
     assert cache.encode_flat(model.tokenizer, "", long_text)[1].tolist() == [8] != full.tolist()
 
 
-def test_a_full_memo_still_answers_and_keeps_nothing_more(model, monkeypatch):
+def test_a_full_memo_still_answers_and_keeps_nothing_more(model):
     expected = model.encode(TEXTS)
     with model.embedding_memo() as memo:
         memo.limit = 3 * model.embedding_dim  # room for three embeddings
