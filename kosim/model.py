@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +13,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from kosim.nn import PackedBatch, TransformerEncoder, pack_flat, resolve_model_dir
+from kosim.embedding_memo import EmbeddingMemo, TokenCache
+from kosim.encode_output import finish, packed_batches, progress_bar, sentence_outputs, token_outputs, tokenize_fn
+from kosim.nn import PackedBatch, TransformerEncoder, resolve_model_dir
 from kosim.pooling import Dense, Pooling
 from kosim.precision import DTYPES, autocast
-from kosim.quantization import check_precision, quantize_embeddings
+from kosim.quantization import check_precision
 from kosim.similarity import PAIRWISE_FUNCTIONS, SIMILARITY_FUNCTIONS, resolve_similarity, to_tensor
 from kosim.st_directory import read_directory, write_directory
 from kosim.tokenizer import TextTokenizer
-from kosim.utils import ragged
 from kosim.utils.device import resolve_device
 
 # encode's dtypes: the compute dtypes, and int8 (int8 GEMMs with float32 elsewhere, kosim's encoder on CPU only)
@@ -79,6 +81,7 @@ class SentenceEncoder(nn.Module):
         self.prompts = dict(prompts or {})
         self.default_prompt_name = default_prompt_name
         self.truncate_dim = truncate_dim
+        self._memo: EmbeddingMemo | None = None  # open only inside embedding_memo()
         if tokenizer.max_seq_length > encoder.max_sequence_length:
             raise ValueError(
                 f"max_seq_length {tokenizer.max_seq_length} exceeds the model's position table "
@@ -232,85 +235,56 @@ class SentenceEncoder(nn.Module):
             isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
         ):
             raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
-        show = progress if progress is not None else (len(items) >= 256 and sys.stderr.isatty())
-        if pool is not None or devices is not None:
-            job = {"batch_size": batch_size, "normalize": normalize, "dtype": dtype, "prompt": prompt, "output": output}
-            job |= {"truncate_dim": truncate_dim if output == "sentence" else None, "to": "numpy", "progress": False}
-            from kosim.encode_pool import encode_with_pool
+        show = bool(progress if progress is not None else (len(items) >= 256 and sys.stderr.isatty()))
+        dim = truncate_dim or self.embedding_dim
 
-            result = encode_with_pool(self, items, pool, devices, job, chunk_size, bool(show))
-            return self._finish(result, precision, to, target, single)
-        bar = None
-        if show:
-            from tqdm.auto import tqdm
+        def embed(texts: list[str]):  # float32: [len(texts), dim], or a list of [len_i, hidden] token states
+            if pool is not None or devices is not None:
+                from kosim.encode_pool import encode_with_pool
 
-            bar = tqdm(total=len(items), desc="Encoding", unit="text")
-        try:
-            batches = self._packed_batches(items, prompt, batch_size, chunk_size or 16384, bar)
+                job = {"batch_size": batch_size, "normalize": normalize, "dtype": dtype, "prompt": prompt}
+                job |= {"output": output, "truncate_dim": truncate_dim if output == "sentence" else None}
+                job |= {"to": "numpy", "progress": False}
+                return encode_with_pool(self, texts, pool, devices, job, chunk_size, show)
+            return self._encode_here(
+                texts, prompt, batch_size, chunk_size, dtype, output, dim, normalize, show, to, target
+            )
+
+        memo = getattr(self, "_memo", None)
+        if memo is not None and output == "sentence":
+            key = ("sentence", prompt, self.max_seq_length, dtype, dim, bool(normalize))
+            return finish(memo.embed(key, items, embed), precision, to, target, single)
+        return finish(embed(items), precision, to, target, single)
+
+    def _encode_here(self, items, prompt, batch_size, chunk_size, dtype, output, dim, normalize, show, to, target):
+        """encode in this process: `[n, dim]` float32 sentence embeddings (numpy), or each text's token states."""
+        with progress_bar(show, len(items)) as bar:
+            memo = getattr(self, "_memo", None)
+            tokenize = tokenize_fn(self.tokenizer, prompt, memo.tokens if memo is not None else None)
+            batches = packed_batches(tokenize, items, batch_size, chunk_size or 16384, self.device, bar)
             weights = self._inference_weights(dtype)
             if output == "token":
-                result = self._token_outputs(batches, dtype, weights, len(items), to, target)
-            else:
-                prompt_length = self.tokenizer.prompt_length(prompt) if prompt else 0
-                dim = truncate_dim or self.embedding_dim
-                result = self._sentence_outputs(batches, prompt_length, dtype, weights, (len(items), dim), normalize)
-        finally:
-            if bar is not None:
-                bar.close()
-        return self._finish(result, precision, to, target, single)
-
-    @staticmethod
-    def _finish(result, precision: str, to: str, target: torch.device, single: bool):
-        """encode's last step, the same after one process or a pool: quantize, place, unwrap a single text."""
-        if precision != "float32":
-            result = quantize_embeddings(result, precision)
-        if to == "torch":
-            result = (
-                [torch.as_tensor(r).to(target) for r in result]
-                if isinstance(result, list)
-                else torch.as_tensor(result).to(target)
+                return token_outputs(lambda b: self._token_states(b, dtype, weights), batches, len(items), to, target)
+            prompt_length = self.tokenizer.prompt_length(prompt) if prompt else 0
+            return sentence_outputs(
+                lambda b: self._encode_batch(b, prompt_length, dtype, weights), batches, (len(items), dim), normalize
             )
-        return result[0] if single else result
 
-    def _packed_batches(self, items: list[str], prompt: str, batch_size: int, chunk_size: int, bar):
-        """`(rows, lengths, PackedBatch)` on the model's device: `chunk_size` texts tokenized at a time, longest
-        first within a chunk; `rows` are the batch's indices into `items` (numpy)."""
-        device = self.device
-        for start in range(0, len(items), chunk_size):
-            chunk = items[start : start + chunk_size]
-            ids, lengths = self.tokenizer.encode_flat([prompt + t for t in chunk] if prompt else chunk)
-            offsets = ragged.offsets_from_lengths(lengths)
-            order = np.argsort(-lengths, kind="stable")
-            for b in range(0, len(order), batch_size):
-                rows = order[b : b + batch_size]
-                yield (
-                    start + rows,
-                    lengths[rows],
-                    pack_flat(ragged.gather(ids, offsets, rows)[0], lengths[rows]).to(device),
-                )
-                if bar is not None:
-                    bar.update(len(rows))
-
-    def _sentence_outputs(self, batches, prompt_length: int, dtype: str, weights, shape, normalize: bool):
-        """Float32 sentence embeddings `[n, dim]` (numpy), truncated to `dim` columns, then normalized."""
-        out = np.empty(shape, dtype=np.float32)
-        for rows, _, batch in batches:
-            emb = self._encode_batch(batch, prompt_length, dtype, weights)[:, : shape[1]]  # [seqs, dim]
-            if normalize:
-                emb = torch.nn.functional.normalize(emb, p=2, dim=-1)
-            out[rows] = emb.cpu().numpy()
-        return out
-
-    def _token_outputs(self, batches, dtype: str, weights, n: int, to: str, target: torch.device) -> list:
-        """Each text's float32 token states `[len_i, hidden]`, in input order (numpy, or tensors on `target`)."""
-        out: list = [None] * n
-        for rows, lengths, batch in batches:
-            tokens = self._token_states(batch, dtype, weights).float()  # [tokens, hidden]
-            tokens = tokens.to(target) if to == "torch" else tokens.cpu().numpy()
-            pieces = tokens.split(lengths.tolist()) if to == "torch" else np.split(tokens, np.cumsum(lengths)[:-1])
-            for row, piece in zip(rows.tolist(), pieces):
-                out[row] = piece
-        return out
+    @contextlib.contextmanager
+    def embedding_memo(self, tokens: TokenCache | None = None) -> Iterator[EmbeddingMemo]:
+        """Inside `with model.embedding_memo():`, `encode` embeds every distinct input once (see
+        `kosim.embedding_memo`): the Trainer opens one per evaluation round, shared by the validation loss and every
+        evaluator. Nested uses share the outer memo; it is dropped when the outermost context closes, and forgets
+        everything as soon as a weight changes inside it. `tokens`: a `TokenCache` to tokenize through (one that
+        outlives the round: token ids do not depend on the weights); default a new one."""
+        if getattr(self, "_memo", None) is not None:
+            yield self._memo
+            return
+        self._memo = EmbeddingMemo(self, tokens)
+        try:
+            yield self._memo
+        finally:
+            self._memo = None
 
     def encode_query(
         self, texts: str | Sequence[str], progress: bool | None = None, **kwargs: Any

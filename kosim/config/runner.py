@@ -219,9 +219,11 @@ def run_config(config: RunConfig, log: Callable[[str], None] | None = None) -> d
     before: dict[str, float] = {}
     if main_process and (evaluators or eval_data):
         log("evaluating before training")
-        before.update(trainer.validation_loss())
-        for _, evaluator in evaluators:
-            before.update(evaluator(model))
+        with model.embedding_memo():  # one embedding per text, as in the Trainer's rounds (evaluators first)
+            scores = [evaluator(model) for _, evaluator in evaluators]
+            before.update(trainer.validation_loss())
+        for score in scores:
+            before.update(score)
         log(f"before: {before}")
     log(f"training -> {args.output_dir}")
     start = time.perf_counter()

@@ -25,7 +25,7 @@ from kosim.config.prompts import run_prompts
 from kosim.data.collate import collate, split_rows
 from kosim.data.columns import TrainData, named_datasets
 from kosim.data.datasets import ColumnDataset
-from kosim.data.samplers import BatchSampler
+from kosim.embedding_memo import TokenCache
 from kosim.model import SentenceEncoder
 from kosim.precision import autocast as autocast_context
 from kosim.training.checkpoint import (
@@ -39,6 +39,7 @@ from kosim.training.checkpoint import (
 )
 from kosim.training.distributed import DistInfo, setup_from_env
 from kosim.training.errors import TrainingError
+from kosim.training.eval_round import validation_losses
 from kosim.training.loss_setup import (
     Guide,
     bind_guides,
@@ -63,7 +64,6 @@ from kosim.training.stats import RunningStats, peak_memory_mb
 from kosim.training.step import (
     accumulation_scale,
     ddp_sync,
-    embed_columns,
     loss_backward,
     mini_batch_rows,
     optimizer_step,
@@ -143,6 +143,7 @@ class Trainer:
         )
         self.model.prompts.update(saved_prompts)
         self.log_history: list[dict[str, Any]] = []
+        self._token_cache = TokenCache()  # evaluation rounds' token ids, kept for the run (they need no weights)
         self.dist = DistInfo()
         self.output_dir = Path(args.output_dir)
 
@@ -321,31 +322,13 @@ class Trainer:
             shown.update({k: v for k, v in record.items() if k.endswith("spearman_cosine") or k == "validation_loss"})
             bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()})
 
-    @torch.no_grad()
     def validation_loss(self) -> dict[str, float]:
-        """Mean loss of each eval dataset (its train dataset's loss when names match, else the first loss)."""
-        out: dict[str, float] = {}
-        model, device = self.model, self.model.device
-        autocast = autocast_context(device, compute_dtype(self.args, device))
-        was = model.training
-        model.eval()
-        try:
-            for name, data in self.eval_datasets.items():
-                loss_fn = self._eval_loss(name, data, device)
-                prompts = {c: p for c, p in self.prompts.get(name, {}).items() if c in data.column_names}
-                tok = data.tokenize(model.tokenizer, prompts=prompts, prompt_length_fn=model.tokenizer.prompt_length)
-                total, count = torch.zeros((), device=device), 0
-                for rows in BatchSampler(tok, self.args.per_device_eval_batch_size, shuffle=False):
-                    batch = collate(tok, rows).to(device)
-                    with autocast:
-                        columns = embed_columns(model, batch)
-                    total += loss_fn(columns, batch.labels, text_ids=batch.text_ids) * len(rows)
-                    count += len(rows)
-                key = "validation_loss" if len(self.eval_datasets) == 1 else f"{name}_validation_loss"
-                out[key] = (total / max(count, 1)).item()
-        finally:
-            model.train(was)
-        return out
+        """Mean loss of each eval dataset (its train dataset's loss when names match, else the first loss), from
+        embeddings of the model's embedding memo (kosim.training.eval_round)."""
+        device = self.model.device
+        dtype = compute_dtype(self.args, device)
+        batch = self.args.per_device_eval_batch_size
+        return validation_losses(self.model, self.eval_datasets, self._eval_loss, self.prompts, batch, dtype)
 
     def _eval_loss(self, name: str, data: ColumnDataset, device: torch.device) -> nn.Module:
         """The loss of an eval dataset: its train dataset's (same name, else the first), on ``device``; a GIST loss
@@ -361,15 +344,25 @@ class Trainer:
         return self._eval_losses[name]
 
     def evaluate(self, step: int = 0, epoch: float = 0.0) -> dict[str, float]:
-        """Validation losses and every evaluator's metrics; logged with the step."""
+        """Validation losses and every evaluator's metrics; logged with the step.
+
+        One round, one embedding memo (`SentenceEncoder.embedding_memo`), closed before training goes on: every
+        distinct text is embedded once for the validation losses and all evaluators. The evaluators run first, so
+        the first one's embeddings are computed exactly as without the memo (its metrics are the same numbers);
+        the validation losses then read theirs. Under DDP the round runs on rank 0 (its memo is rank 0's only) and
+        the metrics are broadcast.
+        """
         metrics: dict[str, float] = {}
         if self.dist.is_main:
-            metrics.update(self.validation_loss())
             was = self.model.training
             self.model.eval()
             try:
-                for evaluator in self.evaluators:
-                    metrics.update(evaluator(self.model))
+                with self.model.embedding_memo(self._token_cache):
+                    evaluated: dict[str, float] = {}
+                    for evaluator in self.evaluators:
+                        evaluated.update(evaluator(self.model))
+                    metrics.update(self.validation_loss())
+                    metrics.update(evaluated)  # the old order of the keys: validation losses first
             finally:
                 self.model.train(was)
         if self.dist.enabled:
