@@ -204,8 +204,11 @@ def _kosim_runner(model_dir: Path, dtype: torch.dtype | None, batches: list[list
     from kosim.data.collate import collate
     from kosim.losses import MultipleNegativesRankingLoss
     from kosim.model import SentenceEncoder
+    from kosim.training.memory import keep_freed_memory
     from kosim.training.step import loss_backward
 
+    if device.type == "cpu":
+        keep_freed_memory()  # as kosim's Trainer sets up a CPU run (kosim.training.state.build_state)
     model = SentenceEncoder.load(model_dir, device=device)
     model.train()
     t = time.perf_counter()
