@@ -206,6 +206,12 @@ def _kosim_runner(model_dir: Path, dtype: torch.dtype | None, batches: list[list
     from kosim.model import SentenceEncoder
     from kosim.training.step import loss_backward
 
+    try:
+        from kosim.training.memory import keep_freed_memory
+    except ImportError:  # a --variant checkout from before it
+        keep_freed_memory = None
+    if device.type == "cpu" and keep_freed_memory is not None:
+        keep_freed_memory()  # as kosim's Trainer sets up a CPU run (kosim.training.state.build_state)
     model = SentenceEncoder.load(model_dir, device=device)
     model.train()
     t = time.perf_counter()

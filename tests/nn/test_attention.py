@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -70,3 +71,47 @@ def test_grid_attention_in_training_uses_dropout_and_keeps_eval_exact():
     torch.manual_seed(0)
     assert torch.equal(grid.attention(qkv, num_heads=4, dropout_p=0.5), dropped)
     torch.testing.assert_close(grid.attention(qkv, num_heads=4, dropout_p=1e-6), plain, atol=1e-5, rtol=1e-5)
+
+
+def _attention_through_scatter(grid, qkv, num_heads, dropout_p):
+    """The grids' attention written with `scatter` / `gather` and a permuting copy (the layout before HeadLayout)."""
+    hidden = qkv.shape[-1] // 3
+    outs = []
+    for part, mask in zip(grid.scatter(qkv), grid.key_masks):
+        seqs, length, _ = part.shape
+        heads = part.view(seqs, length, 3, num_heads, hidden // num_heads).permute(2, 0, 3, 1, 4)
+        if dropout_p > 0.0:
+            o = attention_with_dropout(heads.reshape(3, seqs * num_heads, length, -1), mask, dropout_p)
+            o = o.view(seqs, num_heads, length, -1)
+        else:
+            o = F.scaled_dot_product_attention(*heads.unbind(0), attn_mask=mask)
+        outs.append(o.transpose(1, 2).reshape(seqs, length, hidden))
+    return grid.gather(outs)
+
+
+@pytest.mark.parametrize("dropout_p", [0.0, 0.2])
+@pytest.mark.parametrize("bucketed", [True, False])
+def test_head_layout_attention_equals_the_scatter_layout(dropout_p, bucketed):
+    """One row gather each way (HeadLayout) gives the outputs and gradients of scatter + permute + gather."""
+    import dataclasses
+
+    lengths = [3, 17, 5, 40, 2, 9, 33, 1, 12, 25, 6, 40, 8, 19]
+    rng = torch.Generator().manual_seed(0)
+    batch = pack([torch.randint(5, 50, (n,), generator=rng).tolist() for n in lengths])
+    if not bucketed:  # a PackedBatch built by hand: one grid laid out by pad_index
+        batch = dataclasses.replace(batch, grid_index=None, token_slot=None, grid_mask=None, buckets=())
+    grid = AttentionGrid.from_packed(batch)
+    assert len(grid.buckets) > 1 if bucketed else len(grid.buckets) == 1
+    qkv = torch.randn(batch.num_tokens, 3 * 4 * 8, generator=rng, requires_grad=True)
+    grad = torch.randn(batch.num_tokens, 4 * 8, generator=rng)
+    torch.manual_seed(1)
+    out = grid.attention(qkv, num_heads=4, dropout_p=dropout_p)
+    (g_out,) = torch.autograd.grad(out, qkv, grad)
+    torch.manual_seed(1)
+    ref = _attention_through_scatter(AttentionGrid.from_packed(batch), qkv, 4, dropout_p)
+    (g_ref,) = torch.autograd.grad(ref, qkv, grad)
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(g_out, g_ref, atol=1e-6, rtol=1e-6)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        torch.testing.assert_close(grid.attention(qkv, num_heads=4, dropout_p=dropout_p), ref, atol=1e-6, rtol=1e-6)

@@ -79,3 +79,23 @@ def test_module_is_an_nn_dropout_switched_by_train_and_eval():
 def test_bad_probability_is_rejected(p):
     with pytest.raises(ValueError, match="dropout probability"):
         keep_mask((10,), p)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("broadcast", [False, True])
+def test_masked_scale_is_where_then_scale_exactly(dtype, broadcast):
+    """The vectorised mask multiply gives the bits of `where(keep, x, 0) * scale`, forward and backward."""
+    from kosim.nn.dropout import masked_scale
+
+    torch.manual_seed(5)
+    x = torch.randn(6, 17, 9).to(dtype).requires_grad_()
+    keep, _ = keep_mask((6, 1, 9) if broadcast else (6, 17, 9), 0.3)
+    grad = torch.randn(6, 17, 9).to(dtype)
+    y = masked_scale(x, keep, 1.25)
+    y.backward(grad)
+    zero = torch.zeros((), dtype=dtype)
+    assert torch.equal(y.detach(), torch.where(keep, x.detach(), zero) * 1.25)
+    assert torch.equal(x.grad, torch.where(keep, grad, zero) * 1.25)
+    with torch.no_grad():
+        assert torch.equal(masked_scale(x, keep), torch.where(keep, x, zero))
+    assert 0 < int((y == 0).sum()) < y.numel()
