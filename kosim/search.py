@@ -41,14 +41,14 @@ def row_topk(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     groups = scores[:, :whole].view(n, whole // _GROUP, _GROUP)  # [n, groups, G], a view
     _, top_groups = groups.amax(dim=2).topk(k, dim=1)  # [n, k]
     candidates = groups.gather(1, top_groups[:, :, None].expand(n, k, _GROUP)).view(n, k * _GROUP)  # [n, k*G]
-    offsets = torch.arange(_GROUP, device=scores.device)
-    candidate_index = (top_groups[:, :, None] * _GROUP + offsets).view(n, k * _GROUP)  # [n, k*G]
-    if whole < m:
-        tail = torch.arange(whole, m, device=scores.device).expand(n, m - whole)
-        candidates = torch.cat([candidates, scores[:, whole:]], dim=1)
-        candidate_index = torch.cat([candidate_index, tail], dim=1)
-    values, pick = candidates.topk(k, dim=1)
-    return values, candidate_index.gather(1, pick)
+    values, pick = candidates.topk(k, dim=1)  # [n, k]
+    index = top_groups.gather(1, pick // _GROUP) * _GROUP + pick % _GROUP  # [n, k]: columns of `scores`
+    if whole == m:
+        return values, index
+    # the last, partial group (fewer than G columns) on its own, merged into the k best
+    tail_values, tail_index = scores[:, whole:].topk(min(k, m - whole), dim=1)
+    values, pick = torch.cat([values, tail_values], dim=1).topk(k, dim=1)
+    return values, torch.cat([index, tail_index + whole], dim=1).gather(1, pick)
 
 
 def topk_search(
