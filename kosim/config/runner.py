@@ -219,11 +219,7 @@ def run_config(config: RunConfig, log: Callable[[str], None] | None = None) -> d
     before: dict[str, float] = {}
     if main_process and (evaluators or eval_data):
         log("evaluating before training")
-        with model.embedding_memo():  # one embedding per text, as in the Trainer's rounds (evaluators first)
-            scores = [evaluator(model) for _, evaluator in evaluators]
-            before.update(trainer.validation_loss())
-        for score in scores:
-            before.update(score)
+        before.update(trainer.eval_round([evaluator for _, evaluator in evaluators]))  # also the not-during ones
         log(f"before: {before}")
     log(f"training -> {args.output_dir}")
     start = time.perf_counter()

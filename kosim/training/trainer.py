@@ -343,28 +343,29 @@ class Trainer:
             )[0]
         return self._eval_losses[name]
 
-    def evaluate(self, step: int = 0, epoch: float = 0.0) -> dict[str, float]:
-        """Validation losses and every evaluator's metrics; logged with the step.
+    def eval_round(self, evaluators: list | None = None) -> dict[str, float]:
+        """Validation losses and the metrics of `evaluators` (default: the Trainer's), in this process.
 
         One round, one embedding memo (`SentenceEncoder.embedding_memo`), closed before training goes on: every
         distinct text is embedded once for the validation losses and all evaluators. The evaluators run first, so
         the first one's embeddings are computed exactly as without the memo (its metrics are the same numbers);
-        the validation losses then read theirs. Under DDP the round runs on rank 0 (its memo is rank 0's only) and
-        the metrics are broadcast.
+        the validation losses then read theirs. Keys: validation losses first, then the evaluators'.
         """
-        metrics: dict[str, float] = {}
-        if self.dist.is_main:
-            was = self.model.training
-            self.model.eval()
-            try:
-                with self.model.embedding_memo(self._token_cache):
-                    evaluated: dict[str, float] = {}
-                    for evaluator in self.evaluators:
-                        evaluated.update(evaluator(self.model))
-                    metrics.update(self.validation_loss())
-                    metrics.update(evaluated)  # the old order of the keys: validation losses first
-            finally:
-                self.model.train(was)
+        was = self.model.training
+        self.model.eval()
+        try:
+            with self.model.embedding_memo(self._token_cache):
+                evaluated: dict[str, float] = {}
+                for evaluator in self.evaluators if evaluators is None else evaluators:
+                    evaluated.update(evaluator(self.model))
+                return {**self.validation_loss(), **evaluated}
+        finally:
+            self.model.train(was)
+
+    def evaluate(self, step: int = 0, epoch: float = 0.0) -> dict[str, float]:
+        """`eval_round`'s metrics, logged with the step. Under DDP the round runs on rank 0 (its memo is rank 0's
+        only) and the metrics are broadcast."""
+        metrics = self.eval_round() if self.dist.is_main else {}
         if self.dist.enabled:
             import torch.distributed as dist
 
