@@ -252,7 +252,7 @@ class SentenceEncoder(nn.Module):
 
         memo = getattr(self, "_memo", None)
         if memo is not None and output == "sentence":
-            key = ("sentence", prompt, self.max_seq_length, dtype, dim, bool(normalize))
+            key = ("sentence", prompt, self.tokenizer.ids_key(), dtype, dim, bool(normalize))
             return finish(memo.embed(key, items, embed), precision, to, target, single)
         return finish(embed(items), precision, to, target, single)
 

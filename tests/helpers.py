@@ -32,13 +32,14 @@ def train_wordpiece(out_dir: Path, vocab_size: int = 400, lowercase: bool = True
     return fast
 
 
-def build_checkpoint(out_dir: Path, model_type: str, seed: int = 0, **overrides) -> Path:
-    """A tiny random BertModel / RobertaModel / XLMRobertaModel saved with config, safetensors and tokenizer."""
+def build_checkpoint(out_dir: Path, model_type: str, seed: int = 0, lowercase: bool = True, **overrides) -> Path:
+    """A tiny random BertModel / RobertaModel / XLMRobertaModel saved with config, safetensors and tokenizer
+    (a lower-casing one unless `lowercase=False`)."""
     import transformers
 
     torch.manual_seed(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fast = train_wordpiece(out_dir)
+    fast = train_wordpiece(out_dir, lowercase=lowercase)
     common = dict(
         vocab_size=len(fast),
         hidden_size=32,
