@@ -5,9 +5,11 @@ then each evaluator encodes its sentences, often the same ones (KorSTS dev is bo
 evaluator's pairs). `SentenceEncoder.embedding_memo()` opens a memo for such a round; while it is open, `encode`
 looks every text up under a key holding everything else that changes its embedding (the prompt; the tokenizer's
 settings, `TextTokenizer.ids_key`: max_seq_length, lower-casing, truncation side, vocabulary; the compute dtype;
-the width after truncation and normalization; the output kind: only sentence embeddings are memoised) and embeds
-only the texts it has not seen. Where the returned tensor lives (`device=`, `to=`) and its quantization
-(`precision`) are decided per call afterwards, so quantization ranges still come from that call's embeddings.
+the output kind: only sentence embeddings are memoised) and embeds only the texts it has not seen. The memo holds
+full-width embeddings before normalization: each call's `truncate_dim` (or the model's) and `normalize` are applied
+to them afterwards, so a Matryoshka model's full-width validation loss and its truncated evaluators share one
+embedding per text. Where the returned tensor lives (`device=`, `to=`) and its quantization (`precision`) are also
+decided per call, so quantization ranges still come from that call's embeddings.
 
 A memo never serves an embedding of other weights: it remembers every parameter's storage and version counter
 (`Tensor._version`, bumped by every in-place update: optimizer steps, `load_state_dict`, `.to()`) when it is opened

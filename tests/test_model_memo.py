@@ -76,9 +76,12 @@ def test_each_distinct_input_is_embedded_once(model, monkeypatch):
         model.encode("안녕하세요")  # one new
         assert sum(seen) == len(TEXTS) + 1 == memo.embedded
         model.encode(TEXTS[:2], prompt="질문: ")  # another prompt: another input
-        model.encode(TEXTS[:2], normalize=True)  # another output after the encoder
         model.encode(TEXTS[:2], dtype="bfloat16")
-        assert sum(seen) == len(TEXTS) + 1 + 6
+        assert sum(seen) == len(TEXTS) + 1 + 4
+        model.encode(TEXTS[:2], normalize=True)  # normalized / truncated from the full-width entries: known
+        model.encode(TEXTS[:3], truncate_dim=8)
+        model.encode(TEXTS[:3], truncate_dim=16, normalize=True, precision="int8")
+        assert sum(seen) == len(TEXTS) + 1 + 4
         with model.embedding_memo() as inner:  # nested: the same memo
             assert inner is memo
             model.encode(TEXTS)
