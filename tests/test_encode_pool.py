@@ -118,6 +118,17 @@ def test_changed_weights_are_refused(bert_dir):
             model.encode(TEXTS, pool=pool)
 
 
+def test_changed_tokenizer_settings_are_refused(bert_dir):
+    model = SentenceEncoder.load(bert_dir)
+    with EncodePool(model, ["cpu"], threads_per_worker=1) as pool:
+        started = model.max_seq_length
+        model.max_seq_length = 8  # the workers' snapshot still truncates at the old length
+        with pytest.raises(EncodePoolError, match="tokenizer settings"):
+            model.encode(TEXTS, pool=pool)
+        model.max_seq_length = started
+        np.testing.assert_allclose(model.encode(TEXTS, pool=pool), model.encode(TEXTS), atol=1e-6, rtol=0)
+
+
 def test_a_worker_that_cannot_load_fails_the_start(bert_dir, monkeypatch):
     import kosim.encode_pool as encode_pool
 
