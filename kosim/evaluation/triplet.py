@@ -109,9 +109,9 @@ class TripletEvaluator:
         """Embed anchors as queries and positives / negatives as documents; one accuracy per similarity."""
         fns = self.choice.for_model(model)
         n = len(self.anchors)
-        anchors = encode_role(
+        anchors = encode_role(  # [n, dim]
             model, self.anchors, "query", self.batch_size, self.show_progress_bar, self.pool
-        )  # [n, dim]
+        )
         documents = encode_role(  # [2n, dim]: positives, then negatives
             model, self.positives + self.negatives, "document", self.batch_size, self.show_progress_bar, self.pool
         )
