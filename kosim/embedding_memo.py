@@ -3,18 +3,21 @@
 An evaluation round embeds the same texts several times: the validation loss embeds every eval-dataset column,
 then each evaluator encodes its sentences, often the same ones (KorSTS dev is both the eval dataset and the STS
 evaluator's pairs). `SentenceEncoder.embedding_memo()` opens a memo for such a round; while it is open, `encode`
-looks every text up under a key holding everything else that changes its embedding (the prompt, max_seq_length,
-the compute dtype, the width after truncation and normalization; the output kind: only sentence embeddings are
-memoised) and embeds only the texts it has not seen. Quantization (`precision`) is applied per call afterwards, so
-its ranges still come from that call's embeddings.
+looks every text up under a key holding everything else that changes its embedding (the prompt; the tokenizer's
+settings, `TextTokenizer.ids_key`: max_seq_length, lower-casing, truncation side, vocabulary; the compute dtype;
+the output kind: only sentence embeddings are memoised) and embeds only the texts it has not seen. The memo holds
+full-width embeddings before normalization: each call's `truncate_dim` (or the model's) and `normalize` are applied
+to them afterwards, so a Matryoshka model's full-width validation loss and its truncated evaluators share one
+embedding per text. Where the returned tensor lives (`device=`, `to=`) and its quantization (`precision`) are also
+decided per call, so quantization ranges still come from that call's embeddings.
 
 A memo never serves an embedding of other weights: it remembers every parameter's storage and version counter
 (`Tensor._version`, bumped by every in-place update: optimizer steps, `load_state_dict`, `.to()`) when it is opened
 and forgets everything it holds as soon as any of them changed. Closing the context drops it.
 
-Token ids depend on nothing that training changes (only the text, the prompt, the tokenizer and its
-max_seq_length / lower-casing), so a `TokenCache` may outlive a round: the Trainer keeps one for the whole run and
-hands it to every round's memo, so an evaluator's sentences are tokenized once per run, not once per round.
+Token ids depend on nothing that training changes (only the text, the prompt, the tokenizer and its settings), so
+a `TokenCache` may outlive a round: the Trainer keeps one for the whole run and hands it to every round's memo, so
+an evaluator's sentences are tokenized once per run, not once per round.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def weights_stamp(parameters: Iterable[nn.Parameter]) -> tuple:
 
 
 class TokenCache:
-    """Token ids by `(tokenizer settings, prompt, text)`, for `encode_flat`-style calls; at most `limit` token ids
+    """Token ids by `(tokenizer.ids_key(), prompt, text)`, for `encode_flat`-style calls; at most `limit` token ids
     are kept (texts beyond it are tokenized and not kept), so a huge corpus cannot fill the memory."""
 
     def __init__(self, limit: int = 1 << 25) -> None:
@@ -45,7 +48,7 @@ class TokenCache:
     def encode_flat(self, tokenizer, prompt: str, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """What `tokenizer.encode_flat([prompt + t for t in texts])` returns: flat int64 ids `[tokens]` and each
         text's length `[texts]`; each distinct text is tokenized once over the cache's life."""
-        key = (id(tokenizer), id(tokenizer.hf), tokenizer.max_seq_length, tokenizer.do_lower_case, prompt)
+        key = (tokenizer.ids_key(), prompt)
         if key not in self._tables:
             self._tables[key] = {}
             self._tokenizers.append((tokenizer, tokenizer.hf))

@@ -82,6 +82,16 @@ def sentence_outputs(
     return out
 
 
+def truncate_normalize(embeddings: np.ndarray, dim: int, normalize: bool) -> np.ndarray:
+    """What `sentence_outputs` makes of full-width float32 embeddings `[n, >= dim]`: the first `dim` columns, then
+    L2-normalized when asked (`[n, dim]`, C-contiguous); the embedding memo keeps full width and serves every
+    width and normalization through it."""
+    out = np.ascontiguousarray(embeddings[:, :dim])
+    if normalize:
+        out = torch.nn.functional.normalize(torch.from_numpy(out), p=2, dim=-1).numpy()
+    return out
+
+
 def token_outputs(
     token_states: Callable[[PackedBatch], Tensor], batches: Batches, n: int, to: str, target: torch.device
 ) -> list:

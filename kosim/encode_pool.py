@@ -59,6 +59,12 @@ def default_chunk_size(n_texts: int, n_workers: int) -> int:
     return max(1, min(math.ceil(n_texts / max(n_workers, 1) / 10), _MAX_CHUNK))
 
 
+def _tokenizer_key(model: Any) -> tuple | None:
+    """What the snapshot's tokenizer settings are checked against (`TextTokenizer.ids_key`), None without one."""
+    tokenizer = getattr(model, "tokenizer", None)
+    return tokenizer.ids_key() if hasattr(tokenizer, "ids_key") else None
+
+
 def _weights_version(model: torch.nn.Module) -> int:
     """Sum of the in-place version counters of the model's tensors: changes when an optimizer step updates them."""
     return sum(t._version for t in model.state_dict(keep_vars=True).values())
@@ -130,6 +136,7 @@ class EncodePool:
             raise ValueError(f"threads_per_worker must be a positive int, got {threads_per_worker!r}")
         self._model = weakref.ref(model)
         self._version = _weights_version(model)
+        self._tokenizer = _tokenizer_key(model)
         self._calls = 0
         self._broken: str | None = None
         tmp = tempfile.TemporaryDirectory(prefix="kosim-encode-pool-")
@@ -204,6 +211,12 @@ class EncodePool:
             raise EncodePoolError(
                 "the model's weights changed since this EncodePool started (training?): its workers hold the old "
                 "weights; close it and start a new one"
+            )
+        if _tokenizer_key(model) != self._tokenizer:
+            raise EncodePoolError(
+                "the model's tokenizer settings (max_seq_length, do_lower_case, truncation side or the tokenizer "
+                "itself) changed since this EncodePool started: its workers tokenize as before; close it and start "
+                "a new one"
             )
 
     # ----------------------------------------------------------------- encode

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from kosim import encode_output
 from kosim.embedding_memo import EmbeddingMemo, TokenCache
 from kosim.encode_output import finish, packed_batches, progress_bar, sentence_outputs, token_outputs, tokenize_fn
 from kosim.nn import PackedBatch, TransformerEncoder, resolve_model_dir
@@ -238,12 +239,12 @@ class SentenceEncoder(nn.Module):
         show = bool(progress if progress is not None else (len(items) >= 256 and sys.stderr.isatty()))
         dim = truncate_dim or self.embedding_dim
 
-        def embed(texts: list[str]):  # float32: [len(texts), dim], or a list of [len_i, hidden] token states
+        def embed(texts: list[str], dim: int = dim, normalize: bool = normalize):  # [n, dim] or token states
             if pool is not None or devices is not None:
                 from kosim.encode_pool import encode_with_pool
 
                 job = {"batch_size": batch_size, "normalize": normalize, "dtype": dtype, "prompt": prompt}
-                job |= {"output": output, "truncate_dim": truncate_dim if output == "sentence" else None}
+                job |= {"output": output, "truncate_dim": dim if output == "sentence" else None}
                 job |= {"to": "numpy", "progress": False}
                 return encode_with_pool(self, texts, pool, devices, job, chunk_size, show)
             return self._encode_here(
@@ -251,9 +252,10 @@ class SentenceEncoder(nn.Module):
             )
 
         memo = getattr(self, "_memo", None)
-        if memo is not None and output == "sentence":
-            key = ("sentence", prompt, self.max_seq_length, dtype, dim, bool(normalize))
-            return finish(memo.embed(key, items, embed), precision, to, target, single)
+        if memo is not None and output == "sentence":  # full width, not normalized: every width reads one entry
+            key, width = ("sentence", prompt, self.tokenizer.ids_key(), dtype), self.embedding_dim
+            full = memo.embed(key, items, lambda texts: embed(texts, width, False))  # [n, embedding_dim]
+            return finish(encode_output.truncate_normalize(full, dim, normalize), precision, to, target, single)
         return finish(embed(items), precision, to, target, single)
 
     def _encode_here(self, items, prompt, batch_size, chunk_size, dtype, output, dim, normalize, show, to, target):

@@ -63,6 +63,22 @@ class TextTokenizer:
             self._backend, self._backend_key, self._backend_source = tok, key, backend
         return self._backend
 
+    def ids_key(self) -> tuple:
+        """Everything the ids of a text depend on, hashable: this tokenizer and its `hf` (by identity), the
+        `max_seq_length`, `do_lower_case`, truncation side, `split_special_tokens` and the backend's fingerprint
+        (vocabulary, added tokens, normalizer, pre-tokenizer, post-processor); a cache of ids or embeddings keys
+        its entries by it, so a changed setting is another input."""
+        backend = getattr(self.hf, "backend_tokenizer", None) if getattr(self.hf, "is_fast", False) else None
+        return (
+            id(self),
+            id(self.hf),
+            self.max_seq_length,
+            bool(self.do_lower_case),
+            getattr(self.hf, "truncation_side", "right"),
+            bool(getattr(self.hf, "split_special_tokens", False)),
+            None if backend is None else _backend_state(backend),
+        )
+
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_backend"] = state["_backend_key"] = state["_backend_source"] = None  # rebuilt on demand

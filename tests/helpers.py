@@ -32,13 +32,14 @@ def train_wordpiece(out_dir: Path, vocab_size: int = 400, lowercase: bool = True
     return fast
 
 
-def build_checkpoint(out_dir: Path, model_type: str, seed: int = 0, **overrides) -> Path:
-    """A tiny random BertModel / RobertaModel / XLMRobertaModel saved with config, safetensors and tokenizer."""
+def build_checkpoint(out_dir: Path, model_type: str, seed: int = 0, lowercase: bool = True, **overrides) -> Path:
+    """A tiny random BertModel / RobertaModel / XLMRobertaModel saved with config, safetensors and tokenizer
+    (a lower-casing one unless `lowercase=False`)."""
     import transformers
 
     torch.manual_seed(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fast = train_wordpiece(out_dir)
+    fast = train_wordpiece(out_dir, lowercase=lowercase)
     common = dict(
         vocab_size=len(fast),
         hidden_size=32,
@@ -114,3 +115,37 @@ def first_logged_loss(out: Path) -> float:
     """The first training loss a run wrote to `out/train_log.jsonl`."""
     records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     return next(r["loss"] for r in records if "loss" in r)
+
+
+def grid_rows(lengths: list[int], buckets: tuple[tuple[int, int], ...], bucketed: bool) -> list[list[int]]:
+    """The sequence index of each row of each attention grid, as the layout rule states it: a bucketed batch
+    orders sequences by decreasing length (ties in input order) and fills the grids one after another; a batch
+    without buckets is one grid in input order."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i]) if bucketed else list(range(len(lengths)))
+    rows, start = [], 0
+    for seqs, _ in buckets:
+        rows.append(order[start : start + seqs])
+        start += seqs
+    return rows
+
+
+def to_padded_grids(x, lengths: list[int], buckets, rows: list[list[int]]) -> list:
+    """`[tokens, c]` packed states -> one zero-padded `[seqs_b, len_b, c]` grid per bucket, copied sequence by
+    sequence (a plain reference for the attention layouts; differentiable)."""
+    starts = [sum(lengths[:i]) for i in range(len(lengths))]
+    grids = []
+    for (seqs, width), members in zip(buckets, rows):
+        grid = x.new_zeros(seqs, width, x.shape[1])
+        for r, seq in enumerate(members):
+            grid[r, : lengths[seq]] = x[starts[seq] : starts[seq] + lengths[seq]]
+        grids.append(grid)
+    return grids
+
+
+def from_padded_grids(grids: list, lengths: list[int], rows: list[list[int]]):
+    """The inverse of :func:`to_padded_grids`: each sequence's real positions, back in packed token order."""
+    pieces = {}
+    for grid, members in zip(grids, rows):
+        for r, seq in enumerate(members):
+            pieces[seq] = grid[r, : lengths[seq]]
+    return torch.cat([pieces[seq] for seq in range(len(lengths))])

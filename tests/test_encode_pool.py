@@ -118,6 +118,17 @@ def test_changed_weights_are_refused(bert_dir):
             model.encode(TEXTS, pool=pool)
 
 
+def test_changed_tokenizer_settings_are_refused(bert_dir):
+    model = SentenceEncoder.load(bert_dir)
+    with EncodePool(model, ["cpu"], threads_per_worker=1) as pool:
+        started = model.max_seq_length
+        model.max_seq_length = 8  # the workers' snapshot still truncates at the old length
+        with pytest.raises(EncodePoolError, match="tokenizer settings"):
+            model.encode(TEXTS, pool=pool)
+        model.max_seq_length = started
+        np.testing.assert_allclose(model.encode(TEXTS, pool=pool), model.encode(TEXTS), atol=1e-6, rtol=0)
+
+
 def test_a_worker_that_cannot_load_fails_the_start(bert_dir, monkeypatch):
     import kosim.encode_pool as encode_pool
 
@@ -188,3 +199,30 @@ def test_mining_and_ir_evaluator_take_the_pool(model, pool):
     pooled = InformationRetrievalEvaluator(queries, corpus, relevant, name="ir", pool=pool)(model)
     assert list(pooled) == list(plain)
     np.testing.assert_allclose(list(pooled.values()), list(plain.values()), atol=1e-6, rtol=0)
+
+
+def test_every_evaluator_takes_the_pool(model, pool):
+    """STS, binary, triplet and paraphrase evaluators encode through the pool (one pooled call per distinct side)
+    with the single-process metrics."""
+    from kosim.evaluation import (
+        BinaryClassificationEvaluator,
+        EmbeddingSimilarityEvaluator,
+        ParaphraseMiningEvaluator,
+        TripletEvaluator,
+    )
+
+    ko = [t for t in KOREAN if not t.isascii()]
+    shifted = ko[1:] + ko[:1]
+    makers = {
+        "sts": lambda **kw: EmbeddingSimilarityEvaluator(ko, shifted, [i % 5 + 0.5 for i in range(len(ko))], **kw),
+        "binary": lambda **kw: BinaryClassificationEvaluator(ko, shifted, [i % 2 for i in range(len(ko))], **kw),
+        "triplet": lambda **kw: TripletEvaluator(ko, shifted, ko[2:] + ko[:2], **kw),
+        "paraphrase": lambda **kw: ParaphraseMiningEvaluator(dict(enumerate(ko)), [(0, 1), (2, 3)], **kw),
+    }
+    for name, make in makers.items():
+        plain = make()(model)
+        before = pool._calls
+        pooled = make(pool=pool)(model)
+        assert pool._calls > before, name  # the encode went through the pool
+        assert list(pooled) == list(plain), name
+        np.testing.assert_allclose(list(pooled.values()), list(plain.values()), atol=1e-6, rtol=0, err_msg=name)

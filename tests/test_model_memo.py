@@ -37,6 +37,8 @@ OPTIONS = [
     {"truncate_dim": 8, "normalize": True},
     {"dtype": "bfloat16"},
     {"to": "torch"},
+    {"to": "torch", "device": "cpu"},
+    {"dtype": "int8"},
 ]
 
 
@@ -74,9 +76,12 @@ def test_each_distinct_input_is_embedded_once(model, monkeypatch):
         model.encode("안녕하세요")  # one new
         assert sum(seen) == len(TEXTS) + 1 == memo.embedded
         model.encode(TEXTS[:2], prompt="질문: ")  # another prompt: another input
-        model.encode(TEXTS[:2], normalize=True)  # another output after the encoder
         model.encode(TEXTS[:2], dtype="bfloat16")
-        assert sum(seen) == len(TEXTS) + 1 + 6
+        assert sum(seen) == len(TEXTS) + 1 + 4
+        model.encode(TEXTS[:2], normalize=True)  # normalized / truncated from the full-width entries: known
+        model.encode(TEXTS[:3], truncate_dim=8)
+        model.encode(TEXTS[:3], truncate_dim=16, normalize=True, precision="int8")
+        assert sum(seen) == len(TEXTS) + 1 + 4
         with model.embedding_memo() as inner:  # nested: the same memo
             assert inner is memo
             model.encode(TEXTS)
@@ -108,6 +113,33 @@ def test_a_changed_max_seq_length_is_another_input(bert_dir):
     assert not np.allclose(full, short)
 
 
+def test_a_changed_lower_casing_is_another_input(tmp_path):
+    from helpers import build_checkpoint
+
+    model = SentenceEncoder.load(build_checkpoint(tmp_path / "cased", "bert", lowercase=False))
+    texts = ["The Quick Brown Fox", "THE QUICK BROWN FOX"]
+    assert model.tokenizer.do_lower_case is False
+    with model.embedding_memo():
+        cased = model.encode(texts)
+        model.tokenizer.do_lower_case = True
+        lowered = model.encode(texts)
+    np.testing.assert_allclose(lowered, model.encode(texts), atol=1e-6)
+    np.testing.assert_allclose(lowered[0], lowered[1], atol=1e-6)  # the same text once lower-cased
+    assert not np.allclose(cased[0], cased[1])
+
+
+def test_a_changed_truncation_side_is_another_input(bert_dir):
+    model = SentenceEncoder.load(bert_dir)
+    model.max_seq_length = 6
+    long_text = [" ".join(TEXTS * 3)]
+    with model.embedding_memo():
+        right = model.encode(long_text)
+        model.tokenizer.hf.truncation_side = "left"
+        left = model.encode(long_text)
+    np.testing.assert_allclose(left, model.encode(long_text), atol=1e-6)
+    assert not np.allclose(right, left)
+
+
 def test_token_cache_gives_the_tokenizers_ids(model):
     from kosim.embedding_memo import TokenCache
 
@@ -131,6 +163,11 @@ def test_token_cache_sees_a_changed_max_seq_length(bert_dir):
     full = cache.encode_flat(model.tokenizer, "", long_text)[1]
     model.max_seq_length = 8
     assert cache.encode_flat(model.tokenizer, "", long_text)[1].tolist() == [8] != full.tolist()
+    truncated_right = cache.encode_flat(model.tokenizer, "", long_text)[0]
+    model.tokenizer.hf.truncation_side = "left"
+    ids, _ = cache.encode_flat(model.tokenizer, "", long_text)
+    np.testing.assert_array_equal(ids, model.tokenizer.encode_flat(long_text)[0])
+    assert ids.tolist() != truncated_right.tolist()
 
 
 def test_a_full_memo_still_answers_and_keeps_nothing_more(model):

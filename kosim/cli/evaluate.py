@@ -26,12 +26,13 @@ Evaluate --model and print its metrics as one JSON line, named as sentence-trans
   --beir DIR    on a BEIR-format directory (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv; --split, default test):
                 {"NAME_cosine_accuracy@1": ..., "NAME_cosine_ndcg@10": ..., ...}
 Queries and documents get the model's "query" / "document" prompts unless --query-prompt / --corpus-prompt say
-otherwise. --devices cpu,cpu (or cuda:0,cuda:1) encodes the retrieval corpus and queries in one worker process per
-device, with the same metrics."""
+otherwise. --devices cpu,cpu (or cuda:0,cuda:1) encodes the STS sentences, or the retrieval corpus and queries, in
+one worker process per device, with the same metrics."""
 EPILOG = """\
 examples:
   kosim evaluate --model output/kosim-sts --sts kosim/resources/kornlu/KorSTS/sts-dev.tsv
   kosim evaluate --model output/kosim-sts --sts sts-test.tsv --similarity-fns cosine dot --name sts-test
+  kosim evaluate --model output/kosim-sts --sts sts-test.tsv --devices cpu,cpu
   kosim evaluate --model output/retrieval --ir kornli --split dev
   kosim evaluate --model output/retrieval --ir kornli --devices cpu,cpu
   kosim evaluate --model output/retrieval --beir data/ko-strategyqa --split dev --query-prompt "query: \""""
@@ -65,15 +66,17 @@ def _sts(args: argparse.Namespace) -> dict[str, float]:
 
     data = read_korsts(args.sts)
     model = load_model(args)
-    evaluator = EmbeddingSimilarityEvaluator(
-        data.column("sentence1"),
-        data.column("sentence2"),
-        data.labels.tolist(),
-        batch_size=args.batch_size,
-        name=args.sts.stem if args.name is None else args.name,
-        similarity_fns=args.similarity_fns or [model.similarity_fn_name],
-    )
-    return evaluator(model)
+    with encode_pool(args, model) as pool:
+        evaluator = EmbeddingSimilarityEvaluator(
+            data.column("sentence1"),
+            data.column("sentence2"),
+            data.labels.tolist(),
+            batch_size=args.batch_size,
+            name=args.sts.stem if args.name is None else args.name,
+            similarity_fns=args.similarity_fns or [model.similarity_fn_name],
+            pool=pool,
+        )
+        return evaluator(model)
 
 
 def _retrieval_task(args: argparse.Namespace):
@@ -110,7 +113,7 @@ def _retrieval(args: argparse.Namespace) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> int:
     if args.sts is not None:
-        for flag in ("split", "query_prompt", "corpus_prompt", "devices"):
+        for flag in ("split", "query_prompt", "corpus_prompt"):
             if getattr(args, flag) is not None:
                 raise UsageError(f"--{flag.replace('_', '-')} applies to --ir / --beir, not --sts")
         print_json(_sts(args))

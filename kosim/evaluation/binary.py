@@ -137,6 +137,7 @@ class BinaryClassificationEvaluator:
         similarity_fn_names: subset of ``"cosine"``, ``"dot"``, ``"euclidean"``, ``"manhattan"``; None uses the
             model's own ``similarity_fn_name`` at each call (cosine for a model without one), as
             sentence-transformers does.
+        pool: an ``EncodePool`` (or ``RankShards()``) from :mod:`kosim.encode_pool`, passed to the model's encode.
 
     Attributes:
         primary_metric: ``"{name}_{sim}_ap"``, or ``"{name}_max_ap"`` with several similarities (before the first
@@ -155,6 +156,7 @@ class BinaryClassificationEvaluator:
         write_csv: bool = False,
         truncate_dim: int | None = None,
         similarity_fn_names: Sequence[str] | None = None,
+        pool: Any = None,
     ) -> None:
         self.sentences1 = check_texts(sentences1, "sentences1")
         self.sentences2 = check_texts(sentences2, "sentences2")
@@ -184,6 +186,7 @@ class BinaryClassificationEvaluator:
         self.batch_size = check_batch_size(batch_size)
         self.show_progress_bar = show_progress_bar
         self.truncate_dim = truncate_dim
+        self.pool = pool
         self.similarity_fn_names: list[str] | None = None
         self._last_names = ["cosine"]
         if similarity_fn_names is not None:
@@ -219,7 +222,7 @@ class BinaryClassificationEvaluator:
         """Encode the distinct texts with ``model.encode`` and return the metrics of each similarity."""
         self._last_names = self._names(model)
         emb1, emb2 = encode_columns(  # [n, dim] each
-            model, [self.sentences1, self.sentences2], self.batch_size, self.show_progress_bar
+            model, [self.sentences1, self.sentences2], self.batch_size, self.show_progress_bar, self.pool
         )
         if self.truncate_dim is not None:
             emb1, emb2 = emb1[:, : self.truncate_dim], emb2[:, : self.truncate_dim]

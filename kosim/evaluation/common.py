@@ -152,21 +152,25 @@ def encode_unique(
     texts: list[str],
     batch_size: int,
     show_progress_bar: bool | None = None,
+    pool: Any = None,
 ) -> tuple[list[str], Tensor]:
     """Encode each distinct text once with ``model.encode`` and return ``(unique_texts, embeddings [n_unique, dim])``.
 
     Evaluation sets repeat sentences a lot (KorSTS, NLI triplets), so encoding the union once saves time and makes a
     sentence's embedding identical wherever it appears. ``show_progress_bar`` is forwarded through
-    :func:`progress_kwargs`.
+    :func:`progress_kwargs`; ``pool`` (an ``EncodePool`` or ``RankShards()`` from :mod:`kosim.encode_pool`) is
+    passed to the encode when not None.
     """
-    return _encode_unique_with(model.encode, texts, batch_size, show_progress_bar)
+    return _encode_unique_with(model.encode, texts, batch_size, show_progress_bar, pool)
 
 
 def _encode_unique_with(
-    encode: Any, texts: list[str], batch_size: int, show_progress_bar: bool | None
+    encode: Any, texts: list[str], batch_size: int, show_progress_bar: bool | None, pool: Any = None
 ) -> tuple[list[str], Tensor]:
     unique = list(dict.fromkeys(texts))
     kwargs: dict[str, Any] = {"batch_size": batch_size, **progress_kwargs(encode, show_progress_bar)}
+    if pool is not None:
+        kwargs["pool"] = pool
     embeddings = _to_float_tensor(encode(unique, **kwargs))
     if embeddings.dim() != 2 or embeddings.shape[0] != len(unique):
         raise ValueError(
@@ -181,23 +185,29 @@ def encode_columns(
     columns: Sequence[list[str]],
     batch_size: int,
     show_progress_bar: bool | None = None,
+    pool: Any = None,
 ) -> list[Tensor]:
     """One ``[n, dim]`` embedding tensor per column of ``n`` texts, with every distinct text encoded once."""
     unique, embeddings = encode_unique(
-        model, [text for column in columns for text in column], batch_size, show_progress_bar
+        model, [text for column in columns for text in column], batch_size, show_progress_bar, pool
     )
     position = {text: i for i, text in enumerate(unique)}
     return [embeddings[[position[text] for text in column]] for column in columns]  # each [n, dim]
 
 
 def encode_role(
-    model: Any, texts: list[str], role: str | None, batch_size: int, show_progress_bar: bool | None = None
+    model: Any,
+    texts: list[str],
+    role: str | None,
+    batch_size: int,
+    show_progress_bar: bool | None = None,
+    pool: Any = None,
 ) -> Tensor:
     """``[len(texts), dim]`` float embeddings, each distinct text encoded once, with the model's ``encode_query``
     (``role="query"``) or ``encode_document`` (``"document"``) when it has them, as sentence-transformers'
     evaluators do; plain ``encode`` otherwise."""
     method = (getattr(model, f"encode_{role}", None) if role else None) or model.encode
-    unique, embeddings = _encode_unique_with(method, texts, batch_size, show_progress_bar)
+    unique, embeddings = _encode_unique_with(method, texts, batch_size, show_progress_bar, pool)
     if len(unique) == len(texts):
         return embeddings
     position = {text: i for i, text in enumerate(unique)}

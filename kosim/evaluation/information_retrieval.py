@@ -1,4 +1,5 @@
-"""Information retrieval evaluation: rank a corpus for every query and score the ranking against relevance sets."""
+"""Information retrieval evaluation: rank a corpus for every query (`ir_ranking`) and score the ranking against
+relevance sets (`ir_metrics`)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,12 @@ from torch import Tensor
 
 from kosim.evaluation.common import progress_kwargs
 from kosim.evaluation.ir_metrics import FAMILIES as _FAMILIES
-from kosim.evaluation.ir_metrics import ranking_metrics
-from kosim.search import topk_search
+from kosim.evaluation.ir_metrics import ranking_metrics, relevance_hits
+from kosim.evaluation.ir_ranking import rank_corpus
 
 __all__ = ["InformationRetrievalEvaluator"]
 
-#: Score functions kosim searches with (name in metric keys -> topk_search's name).
-_SEARCH_NAMES = {"cosine": "cos", "dot": "dot"}
-#: Accepted spellings of those names, and the ``__name__`` of the functions that compute them (kosim's and
+#: Accepted spellings of the score functions kosim ranks with (``ir_ranking.SEARCH_NAMES``), and the ``__name__`` of the functions that compute them (kosim's and
 #: sentence-transformers' ``cos_sim`` / ``dot_score``), so ``score_functions={"cosine": cos_sim}`` keeps working.
 _ALIASES = {"cosine": "cosine", "cos": "cosine", "cos_sim": "cosine", "dot": "dot", "dot_score": "dot"}
 
@@ -328,7 +327,9 @@ class InformationRetrievalEvaluator:
         metrics: dict[str, float] = {}
         by_function: dict[str, dict[str, float]] = {}
         for key, fn in functions.items():
-            ranked = self._rank(queries, corpus, fn)  # [n_queries, min(max_k, n_corpus)] corpus rows, best first
+            ranked = rank_corpus(  # [n_queries, min(max_k, n_corpus)] corpus rows, best first
+                queries, corpus, fn, self.max_k, self._id_rank, self.corpus_chunk_size, self.query_chunk_size
+            )
             by_function[key] = self._metrics(ranked)
             metrics.update({f"{key}_{metric}": value for metric, value in by_function[key].items()})
         if self.main_score_function is None and self._primary is None and len(functions) > 1:
@@ -364,72 +365,10 @@ class InformationRetrievalEvaluator:
             embeddings = embeddings[torch.as_tensor([position[t] for t in texts])]
         return embeddings[:, : self.truncate_dim] if self.truncate_dim else embeddings
 
-    # ------------------------------------------------------------------------------------------------ ranking
-    def _rank(self, queries: Tensor, corpus: Tensor, fn: str) -> np.ndarray:
-        """The top ``min(max_k, n_corpus)`` corpus rows of each query, by descending score then ascending id.
-
-        One extra hit is searched to see whether the cut-off falls inside a run of equal scores; only such rows
-        (rare: duplicate documents, degenerate models) are ranked again with the id as tie-breaker.
-        """
-        n = corpus.shape[0]
-        k = min(self.max_k, n)
-        k_search = min(k + 1, n)
-        scores, index = topk_search(
-            queries, corpus, k_search, _SEARCH_NAMES[fn], self.corpus_chunk_size, self.query_chunk_size
-        )
-        scores, index = scores.numpy(), index.numpy()  # [n_queries, k_search]
-        tied = np.flatnonzero(scores[:, k] == scores[:, k - 1]) if k_search > k else np.empty(0, dtype=np.int64)
-        scores, index = scores[:, :k].copy(), index[:, :k].copy()
-        if tied.size:
-            scores[tied], index[tied] = self._rank_with_ties(queries[torch.as_tensor(tied)], corpus, fn, k)
-        order = np.lexsort((self._id_rank[index], -scores), axis=1)  # by -score, then id rank
-        return np.take_along_axis(index, order, axis=1)
-
-    def _chunk_scores(self, queries: Tensor, corpus: Tensor, start: int, fn: str) -> Tensor:
-        chunk = corpus[start : start + self.corpus_chunk_size]  # [nc, dim]
-        if fn == "cosine":
-            chunk = torch.nn.functional.normalize(chunk, dim=1)
-        return queries @ chunk.T  # [nq, nc]
-
-    def _rank_with_ties(self, queries: Tensor, corpus: Tensor, fn: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k under the order (-score, id rank), in two bounded passes over the corpus.
-
-        Pass 1 finds each query's k-th best score; pass 2 keeps everything above it and, among the documents equal
-        to it, those with the smallest id ranks. Both passes compute each score the same way, so equality holds.
-        """
-        if fn == "cosine":
-            queries = torch.nn.functional.normalize(queries, dim=1)
-        n = corpus.shape[0]
-        best = queries.new_empty((queries.shape[0], 0))
-        for start in range(0, n, self.corpus_chunk_size):
-            merged = torch.cat([best, self._chunk_scores(queries, corpus, start, fn)], dim=1)
-            best = merged.topk(min(k, merged.shape[1]), dim=1).values
-        threshold = best[:, -1:]  # [nq, 1]
-        ranks = torch.from_numpy(self._id_rank)
-        keys = torch.empty((queries.shape[0], 0), dtype=torch.long)
-        index = torch.empty((queries.shape[0], 0), dtype=torch.long)
-        for start in range(0, n, self.corpus_chunk_size):
-            scores = self._chunk_scores(queries, corpus, start, fn)
-            rank = ranks[start : start + scores.shape[1]].expand_as(scores)
-            key = torch.where(scores > threshold, rank, torch.where(scores == threshold, rank + n, 2 * n))
-            merged_keys = torch.cat([keys, key], dim=1)
-            merged_index = torch.cat([index, torch.arange(start, start + scores.shape[1]).expand_as(scores)], dim=1)
-            keys, pick = merged_keys.topk(min(k, merged_keys.shape[1]), dim=1, largest=False)
-            index = merged_index.gather(1, pick)
-        chosen = corpus[index.reshape(-1)].reshape(*index.shape, -1)  # [nq, k, dim]
-        if fn == "cosine":
-            chosen = torch.nn.functional.normalize(chosen, dim=2)
-        scores = torch.einsum("qd,qkd->qk", queries, chosen)
-        return scores.numpy(), index.numpy()
-
     # ------------------------------------------------------------------------------------------------ metrics
     def _metrics(self, ranked: np.ndarray) -> dict[str, float]:
         """All metrics from the ranked corpus rows ``[n_queries, k]``: mark the relevant ones, then score."""
-        n_queries, k = ranked.shape
-        keys = np.arange(n_queries, dtype=np.int64)[:, None] * len(self.corpus_ids) + ranked  # [nq, k]
-        found = np.minimum(np.searchsorted(self._pairs, keys), max(len(self._pairs) - 1, 0))
-        hits = np.zeros((n_queries, self.max_k), dtype=bool)  # [nq, max_k]; ranks past the corpus never hit
-        hits[:, :k] = self._pairs[found] == keys if len(self._pairs) else False
+        hits = relevance_hits(ranked, self._pairs, len(self.corpus_ids), self.max_k)  # [nq, max_k]
         return ranking_metrics(hits, self._n_relevant, self.ks)
 
     def __repr__(self) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["FAMILIES", "ranking_metrics"]
+__all__ = ["FAMILIES", "ranking_metrics", "relevance_hits"]
 
 #: Metric families in sentence-transformers' report order.
 FAMILIES = ("accuracy", "precision", "recall", "ndcg", "mrr", "map")
@@ -48,3 +48,18 @@ def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, ks: Mapping[str, S
         return precision_at[:, :k].sum(axis=1) / np.minimum(n_relevant, k)
 
     return {f"{family}@{k}": float(np.mean(at(family, k))) for family in FAMILIES for k in ks.get(family, ())}
+
+
+def relevance_hits(ranked: np.ndarray, pairs: np.ndarray, n_corpus: int, max_k: int) -> np.ndarray:
+    """``[n_queries, max_k]`` bool: whether each ranked corpus row is relevant to its query.
+
+    Args:
+        ranked: ``[n_queries, k]`` corpus rows, best first (``k <= max_k``; ranks past the corpus never hit).
+        pairs: sorted ``query_row * n_corpus + corpus_row`` of every relevant (query, document) pair.
+    """
+    n_queries, k = ranked.shape
+    keys = np.arange(n_queries, dtype=np.int64)[:, None] * n_corpus + ranked  # [nq, k]
+    found = np.minimum(np.searchsorted(pairs, keys), max(len(pairs) - 1, 0))
+    hits = np.zeros((n_queries, max_k), dtype=bool)
+    hits[:, :k] = pairs[found] == keys if len(pairs) else False
+    return hits

@@ -135,6 +135,7 @@ class ParaphraseMiningEvaluator:
         name: dataset name used as key prefix.
         write_csv: accepted for sentence-transformers' signature; kosim's evaluators write no files, so True raises.
         truncate_dim: keep only the first ``truncate_dim`` embedding dimensions (Matryoshka evaluation).
+        pool: an ``EncodePool`` (or ``RankShards()``) from :mod:`kosim.encode_pool`, passed to the model's encode.
     """
 
     def __init__(
@@ -152,6 +153,7 @@ class ParaphraseMiningEvaluator:
         name: str = "",
         write_csv: bool = False,
         truncate_dim: int | None = None,
+        pool: Any = None,
     ) -> None:
         if not isinstance(sentences_map, Mapping):
             raise TypeError(f"sentences_map must be a mapping {{id: sentence}}, got {type(sentences_map).__name__}")
@@ -168,6 +170,7 @@ class ParaphraseMiningEvaluator:
                 "write_csv=True is not supported: kosim's evaluators return their metrics and write no files"
             )
         self.truncate_dim = None if truncate_dim is None else _positive_int(truncate_dim, "truncate_dim")
+        self.pool = pool
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}")
         self.name = name
@@ -183,7 +186,7 @@ class ParaphraseMiningEvaluator:
 
     def __call__(self, model: Any) -> dict[str, float]:
         """Encode the sentences with ``model.encode``, mine pairs and score them against the duplicates."""
-        unique, embeddings = encode_unique(model, self.sentences, self.batch_size, self.show_progress_bar)
+        unique, embeddings = encode_unique(model, self.sentences, self.batch_size, self.show_progress_bar, self.pool)
         position = {text: i for i, text in enumerate(unique)}
         embeddings = embeddings[[position[text] for text in self.sentences]]  # [n, dim], one row per id
         if self.truncate_dim is not None:

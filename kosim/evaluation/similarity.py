@@ -45,6 +45,7 @@ class EmbeddingSimilarityEvaluator:
         main_similarity: the similarity of the primary metric (must be computed); None: ``"spearman_max"`` when
             several similarities are computed, else the only one's Spearman correlation.
         truncate_dim: keep only the first ``truncate_dim`` embedding dimensions (Matryoshka evaluation).
+        pool: an ``EncodePool`` (or ``RankShards()``) from :mod:`kosim.encode_pool`, passed to the model's encode.
 
     Attributes:
         primary_metric: the key of the headline number, e.g. ``"sts-dev_spearman_cosine"``.
@@ -62,6 +63,7 @@ class EmbeddingSimilarityEvaluator:
         show_progress_bar: bool | None = None,
         main_similarity: str | None = None,
         truncate_dim: int | None = None,
+        pool: Any = None,
     ) -> None:
         self.sentences1 = check_texts(sentences1, "sentences1")
         self.sentences2 = check_texts(sentences2, "sentences2")
@@ -81,6 +83,7 @@ class EmbeddingSimilarityEvaluator:
         self.name = name
         self.show_progress_bar = show_progress_bar
         self.truncate_dim = check_truncate_dim(truncate_dim)
+        self.pool = pool
         self.choice = SimilarityChoice(similarity_fns, main_similarity)
         self.main_similarity = self.choice.main
 
@@ -106,7 +109,7 @@ class EmbeddingSimilarityEvaluator:
         """Encode the distinct sentences with ``model.encode`` and return the correlation metrics."""
         fns = self.choice.for_model(model)
         embeddings1, embeddings2 = encode_columns(  # [n, dim] each
-            model, [self.sentences1, self.sentences2], self.batch_size, self.show_progress_bar
+            model, [self.sentences1, self.sentences2], self.batch_size, self.show_progress_bar, self.pool
         )
         if self.truncate_dim is not None:
             embeddings1, embeddings2 = embeddings1[:, : self.truncate_dim], embeddings2[:, : self.truncate_dim]

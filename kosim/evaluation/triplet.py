@@ -41,6 +41,7 @@ class TripletEvaluator:
         main_similarity: the similarity of the primary metric (must be computed); None: ``"max_accuracy"`` when
             several are computed, else the only one's accuracy.
         truncate_dim: keep only the first ``truncate_dim`` embedding dimensions (Matryoshka evaluation).
+        pool: an ``EncodePool`` (or ``RankShards()``) from :mod:`kosim.encode_pool`, passed to the model's encode.
 
     Attributes:
         primary_metric: the key of the headline number, e.g. ``"nli_cosine_accuracy"``.
@@ -59,6 +60,7 @@ class TripletEvaluator:
         margin: float | Mapping[str, float] = 0.0,
         main_similarity: str | None = None,
         truncate_dim: int | None = None,
+        pool: Any = None,
     ) -> None:
         self.anchors = check_texts(anchors, "anchors")
         self.positives = check_texts(positives, "positives")
@@ -74,6 +76,7 @@ class TripletEvaluator:
         self.name = name
         self.show_progress_bar = show_progress_bar
         self.truncate_dim = check_truncate_dim(truncate_dim)
+        self.pool = pool
         self.choice = SimilarityChoice(similarity_fns, main_similarity)
         self.main_similarity = self.choice.main
         if isinstance(margin, Mapping):
@@ -106,9 +109,11 @@ class TripletEvaluator:
         """Embed anchors as queries and positives / negatives as documents; one accuracy per similarity."""
         fns = self.choice.for_model(model)
         n = len(self.anchors)
-        anchors = encode_role(model, self.anchors, "query", self.batch_size, self.show_progress_bar)  # [n, dim]
+        anchors = encode_role(  # [n, dim]
+            model, self.anchors, "query", self.batch_size, self.show_progress_bar, self.pool
+        )
         documents = encode_role(  # [2n, dim]: positives, then negatives
-            model, self.positives + self.negatives, "document", self.batch_size, self.show_progress_bar
+            model, self.positives + self.negatives, "document", self.batch_size, self.show_progress_bar, self.pool
         )
         positives, negatives = documents[:n], documents[n:]
         if self.truncate_dim is not None:

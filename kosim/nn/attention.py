@@ -15,24 +15,6 @@ from kosim.nn.dropout import keep_mask, masked_scale
 from kosim.nn.packing import PackedBatch
 
 
-class _GridScatter(torch.autograd.Function):
-    """`[tokens, c]` -> `[slots, c]` by one gather; backward reads each token's own slot back.
-
-    Padding slots hold a copy of a real token (finite values under a masked-out key, outputs never read), so
-    their gradient is zero and the backward is a gather too (no scatter-add).
-    """
-
-    @staticmethod
-    def forward(ctx, x: Tensor, grid_index: Tensor, token_slot: Tensor) -> Tensor:
-        ctx.save_for_backward(token_slot)
-        return x.index_select(0, grid_index)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        (token_slot,) = ctx.saved_tensors
-        return grad.index_select(0, token_slot), None, None
-
-
 class _RowGather(torch.autograd.Function):
     """`rows[index]` of a `[n, d]` tensor whose backward is a gather too: `grad_rows = grad[inverse]`, then zero
     at `zero_rows` (input rows no output holds).
@@ -174,27 +156,6 @@ class AttentionGrid:
     def from_mask(cls, attention_mask: Tensor) -> AttentionGrid:
         seqs, max_len = attention_mask.shape
         return cls(((seqs, max_len),), [attention_mask.bool().view(seqs, 1, 1, max_len)], None, None)
-
-    def scatter(self, x: Tensor) -> list[Tensor]:
-        """`[tokens, c]` (or already `[seqs, len, c]`) -> one `[seqs_b, len_b, c]` per grid."""
-        if self.grid_index is None:
-            return [x]
-        if torch.is_grad_enabled() and x.requires_grad:
-            flat = _GridScatter.apply(x, self.grid_index, self.token_slot)
-        else:
-            flat = x.index_select(0, self.grid_index)
-        if len(self.buckets) == 1:
-            seqs, length = self.buckets[0]
-            return [flat.view(seqs, length, x.shape[-1])]
-        parts = flat.split([s * n for s, n in self.buckets])
-        return [p.view(s, n, x.shape[-1]) for p, (s, n) in zip(parts, self.buckets)]
-
-    def gather(self, parts: list[Tensor]) -> Tensor:
-        """One `[seqs_b, len_b, c]` per grid -> `[tokens, c]` (identity for a padded batch)."""
-        if self.grid_index is None:
-            return parts[0]
-        flat = torch.cat([p.reshape(-1, p.shape[-1]) for p in parts]) if len(parts) > 1 else parts[0].flatten(0, 1)
-        return flat.index_select(0, self.token_slot)
 
     def attention(self, qkv: Tensor, num_heads: int, dropout_p: float = 0.0) -> Tensor:
         """Multi-head self-attention of fused `qkv` (`[tokens, 3 * hidden]` or `[seqs, len, 3 * hidden]`)."""

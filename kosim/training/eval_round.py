@@ -53,7 +53,7 @@ def column_embeddings(
                 model, texts, batch_size, prompt=prompt, truncate_dim=model.embedding_dim, to="torch", progress=False
             )
         else:
-            key = ("forward", prompt, model.max_seq_length, dtype)
+            key = ("forward", prompt, model.tokenizer.ids_key(), dtype)
             emb = torch.from_numpy(memo.embed(key, texts, _forward_embed(model, memo, prompt, batch_size, dtype)))
         out.append(emb.to(model.device))
     return out

@@ -89,8 +89,29 @@ def test_bad_device_lists_exit_2_naming_them(model_dir, tmp_path, capsys, pools,
     assert pools == []
 
 
-def test_evaluate_sts_refuses_devices(model_dir, tmp_path, capsys):
-    sts = tmp_path / "sts.tsv"
-    sts.write_text("sentence1\tsentence2\tscore\n하나\t둘\t3.0\n", "utf-8")
-    assert main(["evaluate", "--model", str(model_dir), "--sts", str(sts), "--devices", "cpu,cpu"]) == 2
-    assert "--devices applies to --ir / --beir" in capsys.readouterr().err
+def _sts(tmp_path):
+    ko = [t for t in KOREAN if not t.isascii()]
+    path = tmp_path / "sts.tsv"
+    rows = "".join(f"{a}\t{b}\t{i % 5 + 0.5}\n" for i, (a, b) in enumerate(zip(ko, ko[1:] + ko[:1])))
+    path.write_text("sentence1\tsentence2\tscore\n" + rows, "utf-8")
+    return path
+
+
+def test_evaluate_sts_with_two_cpu_workers_gives_the_same_metrics(model_dir, tmp_path, capsys, pools):
+    argv = ["evaluate", "--model", str(model_dir), "--sts", str(_sts(tmp_path))]
+    assert main(argv) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--devices", "cpu,cpu"]) == 0
+    two = json.loads(capsys.readouterr().out)
+    assert pools == [["cpu", "cpu"]]
+    assert set(one) == set(two) == {"sts_pearson_cosine", "sts_spearman_cosine"}
+    assert max(abs(one[k] - two[k]) for k in one) <= 1e-6
+
+
+def test_evaluate_sts_bad_device_exits_2_naming_it(model_dir, tmp_path, capsys, pools):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--model", str(model_dir), "--sts", str(_sts(tmp_path)), "--devices", "cpu,cpux"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--devices" in err and "invalid device 'cpux'" in err
+    assert pools == []

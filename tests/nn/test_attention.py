@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import from_padded_grids, grid_rows, to_padded_grids
 
 from kosim.nn import pack
 from kosim.nn.attention import AttentionGrid, attention_with_dropout
@@ -73,11 +74,12 @@ def test_grid_attention_in_training_uses_dropout_and_keeps_eval_exact():
     torch.testing.assert_close(grid.attention(qkv, num_heads=4, dropout_p=1e-6), plain, atol=1e-5, rtol=1e-5)
 
 
-def _attention_through_scatter(grid, qkv, num_heads, dropout_p):
-    """The grids' attention written with `scatter` / `gather` and a permuting copy (the layout before HeadLayout)."""
+def _attention_through_padded_grids(grid, lengths, bucketed, qkv, num_heads, dropout_p):
+    """The grids' attention on zero-padded grids copied sequence by sequence, heads by a permuting copy."""
     hidden = qkv.shape[-1] // 3
+    rows = grid_rows(lengths, grid.buckets, bucketed)
     outs = []
-    for part, mask in zip(grid.scatter(qkv), grid.key_masks):
+    for part, mask in zip(to_padded_grids(qkv, lengths, grid.buckets, rows), grid.key_masks):
         seqs, length, _ = part.shape
         heads = part.view(seqs, length, 3, num_heads, hidden // num_heads).permute(2, 0, 3, 1, 4)
         if dropout_p > 0.0:
@@ -86,13 +88,13 @@ def _attention_through_scatter(grid, qkv, num_heads, dropout_p):
         else:
             o = F.scaled_dot_product_attention(*heads.unbind(0), attn_mask=mask)
         outs.append(o.transpose(1, 2).reshape(seqs, length, hidden))
-    return grid.gather(outs)
+    return from_padded_grids(outs, lengths, rows)
 
 
 @pytest.mark.parametrize("dropout_p", [0.0, 0.2])
 @pytest.mark.parametrize("bucketed", [True, False])
-def test_head_layout_attention_equals_the_scatter_layout(dropout_p, bucketed):
-    """One row gather each way (HeadLayout) gives the outputs and gradients of scatter + permute + gather."""
+def test_head_layout_attention_equals_the_padded_reference(dropout_p, bucketed):
+    """One row gather each way (HeadLayout) gives the outputs and gradients of attention on padded grids."""
     import dataclasses
 
     lengths = [3, 17, 5, 40, 2, 9, 33, 1, 12, 25, 6, 40, 8, 19]
@@ -108,7 +110,7 @@ def test_head_layout_attention_equals_the_scatter_layout(dropout_p, bucketed):
     out = grid.attention(qkv, num_heads=4, dropout_p=dropout_p)
     (g_out,) = torch.autograd.grad(out, qkv, grad)
     torch.manual_seed(1)
-    ref = _attention_through_scatter(AttentionGrid.from_packed(batch), qkv, 4, dropout_p)
+    ref = _attention_through_padded_grids(AttentionGrid.from_packed(batch), lengths, bucketed, qkv, 4, dropout_p)
     (g_ref,) = torch.autograd.grad(ref, qkv, grad)
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(g_out, g_ref, atol=1e-6, rtol=1e-6)

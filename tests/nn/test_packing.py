@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import from_padded_grids, grid_rows, to_padded_grids
 
 from kosim.nn import load_encoder, pack, pack_flat
 from kosim.nn.attention import AttentionGrid
@@ -99,14 +100,21 @@ def test_bucketed_attention_equals_single_grid(kind, request):
     assert (padded - out["bucketed"]).abs().max().item() <= 1e-5
 
 
-def test_grid_scatter_gradient_matches_index_copy():
+def test_grid_index_lays_tokens_out_as_the_padded_reference():
     batch = pack(_seqs(MIXED))
     grid = AttentionGrid.from_packed(batch)
     x = torch.randn(batch.num_tokens, 4, requires_grad=True)
-    parts = grid.scatter(x)
-    back = grid.gather([p * 2 for p in parts])
-    assert torch.equal(back, x.detach() * 2)
-    # padding slots carry a copy of a real token: a loss on real slots only gives the index_copy gradient
+    rows = grid_rows(MIXED, grid.buckets, bucketed=True)
+    reference = to_padded_grids(x.detach(), MIXED, grid.buckets, rows)
+    flat = x.index_select(0, grid.grid_index)  # [slots, 4]
+    parts = [p.view(s, n, 4) for p, (s, n) in zip(flat.split([s * n for s, n in grid.buckets]), grid.buckets)]
+    for part, ref, mask, members in zip(parts, reference, grid.key_masks, rows):
+        real = torch.arange(part.shape[1]) < torch.tensor([MIXED[seq] for seq in members])[:, None]
+        assert torch.equal(mask.view(real.shape), real)  # the key mask is True exactly on the real slots
+        assert torch.equal(part.detach()[real], ref[real])  # which hold the reference's tokens
+    assert torch.equal(from_padded_grids(parts, MIXED, rows), x)  # read back through the reference
+    assert torch.equal(flat.index_select(0, grid.token_slot), x)  # and through token_slot
+    # each token sits in exactly one real slot: a loss on real slots only gives every token gradient 1
     loss = sum((p * m.view(p.shape[0], p.shape[1], 1)).sum() for p, m in zip(parts, grid.key_masks))
     loss.backward()
     assert torch.equal(x.grad, torch.ones_like(x))

@@ -213,3 +213,29 @@ def test_kosim_st_trainer_rounds_share_the_memo(bert_dir, tmp_path, monkeypatch)
         metrics["eval_spearman_cosine"]
         == evaluator(ks.SentenceTransformer(str(bert_dir), device="cpu"))["spearman_cosine"]
     )
+
+
+def test_a_matryoshka_round_embeds_each_text_once(bert_dir, tmp_path, monkeypatch):
+    """A Matryoshka model (truncate_dim set): the full-width validation loss and evaluators at 8, 16 and the model's
+    width read one embedding per text, truncated afterwards, with the numbers each computes without the memo."""
+    from kosim.losses import MatryoshkaLoss
+
+    def evaluators():
+        a, b = PAIRS.column("a"), PAIRS.column("b")
+        return [
+            EmbeddingSimilarityEvaluator(a, b, PAIRS.labels, name=f"sts{dim}", truncate_dim=dim)
+            for dim in (8, 16, None)
+        ]
+
+    loss = MatryoshkaLoss(CosineSimilarityLoss(), [32, 16, 8])
+    trainer = _trainer(bert_dir, tmp_path, loss, PAIRS, evaluators())
+    trainer.model.truncate_dim = 16
+    seen = _count_embedded_texts(trainer.model, monkeypatch)
+    metrics = trainer.evaluate()
+    assert sum(seen) == len({t for c in PAIRS.column_names for t in PAIRS.column(c)})  # one embedding pass
+    plain = SentenceEncoder.load(bert_dir)
+    plain.truncate_dim = 16
+    for evaluator in evaluators():
+        expected = evaluator(plain)  # no memo
+        assert {k: metrics[k] for k in expected} == pytest.approx(expected, abs=1e-6)
+    assert abs(metrics["validation_loss"] - _old_validation_loss(plain, PAIRS, loss, 4)) <= 1e-6
