@@ -7,7 +7,14 @@ import torch
 import torch.nn.functional as F
 
 from kosim.nn import int8 as int8_mod
-from kosim.nn.int8 import Int8InferenceWeights, Int8Linear, onednn_int8_supported, quantize_per_channel, quantize_rows
+from kosim.nn.int8 import (
+    _ZERO_POINT,
+    Int8InferenceWeights,
+    Int8Linear,
+    onednn_int8_supported,
+    quantize_per_channel,
+    quantize_rows,
+)
 
 KERNELS = [False] + ([True] if onednn_int8_supported() else [])
 
@@ -29,10 +36,12 @@ def _integer_reference(x: torch.Tensor, layer: torch.nn.Linear) -> torch.Tensor:
     qw = torch.round(w / sw[:, None]).clamp(-127, 127)
     xd = x.double()
     lo, hi = xd.amin(dim=1, keepdim=True), xd.amax(dim=1, keepdim=True)
-    sx = (hi - lo).clamp_min(1e-12) / 255.0
-    qx = torch.round((xd - lo) / sx)  # [rows, in] in [0, 255]: the row's [min, max] on 256 levels
-    # x ~ qx * sx + lo, so x @ w.T ~ (qx @ qw.T) * sx * sw + lo * (sum_k qw * sw)
-    y = (qx @ qw.T) * sx * sw + lo * (qw.sum(dim=1) * sw)  # integer products summed exactly in float64
+    # the row's [min, max] on 252 steps (no finer than 2^-21 of its magnitude), an integer zero point
+    sx = torch.maximum((hi - lo) / 252.0, torch.maximum(hi.abs(), lo.abs()) * 2.0**-21).clamp_min(1e-12)
+    zp = torch.ceil(0.51 - lo / sx)
+    qx = torch.round(xd / sx) + zp  # [rows, in] in [0, 254]
+    # x ~ (qx - zp) * sx, so x @ w.T ~ (qx @ qw.T) * sx * sw - zp * sx * (sum_k qw * sw)
+    y = (qx @ qw.T) * sx * sw - zp * sx * (qw.sum(dim=1) * sw)  # integer products summed exactly in float64
     return y + layer.bias.detach().double() if layer.bias is not None else y
 
 
@@ -122,16 +131,41 @@ def test_bad_input_is_named():
 
 
 def test_quantize_rows_range():
-    # lopsided rows, a constant row and a narrow row far from 0 (which x * inverse - lo * inverse would wreck)
-    x = torch.tensor([[1.0, -2.0, 0.5], [0.0, 0.0, 0.0], [-3.0, 3.0, 1.5], [1000.0, 1000.001, 1000.0005]])
+    # lopsided rows, a constant row, a row far from 0 and a narrow row far from 0
+    x = torch.tensor(
+        [[1.0, -2.0, 0.5], [0.0, 0.0, 0.0], [-3.0, 3.0, 1.5], [5.0, 6.0, 7.0], [1000.0, 1000.001, 1000.0005]]
+    )
     q, scale, offset = quantize_rows(x)
-    assert q.dtype == torch.uint8 and scale.shape == offset.shape == (4, 1)
-    assert q[[0, 2, 3]].amin(dim=1).tolist() == [0, 0, 0] and q[[0, 2, 3]].amax(dim=1).tolist() == [255, 255, 255]
-    err = (scale * (q.double() - 128) + offset - x.double()).abs()[:3]
-    assert torch.all(err <= scale[:3] * 0.5001), err  # within half a step
-    assert q[3].tolist() in ([0, 255, 127], [0, 255, 128])  # the narrow row still spans the 256 levels
-    padded, _, _ = quantize_rows(x, rows_out=6)
-    assert torch.equal(padded[:4], q) and torch.all(padded[4:] == 128)
+    assert q.dtype == torch.uint8 and scale.shape == offset.shape == (5, 1)
+    # each row's [min, max] spans 252 steps, inside 0..254 (the rounding of the zero point needs no clamp)
+    levels = q.int()
+    assert torch.all(levels[[0, 2, 3]].amax(dim=1) - levels[[0, 2, 3]].amin(dim=1) == 252)
+    assert int(levels.min()) >= 0 and int(levels.max()) <= 254
+    err = (scale.double() * (q.double() - 128) + offset.double() - x.double()).abs()
+    assert torch.all(err[:4] <= scale[:4] * 0.5001), err  # within half a step
+    # the narrow row far from 0: a coarser step, but under 2^-20 of its magnitude
+    assert float(err[4].max()) <= 1000 * 2.0**-20, err[4]
+    padded, _, _ = quantize_rows(x, rows_out=7)
+    assert torch.equal(padded[:5], q) and torch.all(padded[5:] == 128)
+
+
+def test_quantize_rows_rounds_to_nearest_level():
+    """Against a float64 reference: every level is the nearest one (up to float32's rounding of x / scale), and
+    the zero point keeps every row inside 0..254 whatever the row's position and width."""
+    torch.manual_seed(0)
+    x = torch.randn(600, 384) * torch.rand(600, 1).pow(4) * 5 + torch.randn(600, 1) * 3  # [rows, in]
+    x[0] = 0.0
+    x[1] = x[1].abs()  # all >= 0
+    x[2] = -x[2].abs()  # all <= 0
+    q, scale, offset = quantize_rows(x)
+    s = scale.double()
+    zero_point = _ZERO_POINT - (offset.double() / s).round()  # [rows, 1], integers
+    exact = x.double() / s + zero_point  # [rows, in]
+    off_by = (q.double() - exact).abs()
+    # float32's x / scale is off by up to |x / scale| * 2^-23 (under 1/4 level: |x / scale| <= 2^21)
+    slack = (x.double() / s).abs() * 2.0**-22 + 1e-4
+    assert torch.all(off_by <= 0.5 + slack), float((off_by - 0.5 - slack).max())
+    assert int(q.min()) >= 0 and int(q.max()) <= 254
 
 
 def test_int8_inference_weights_on_the_encoder(bert_dir):
