@@ -207,9 +207,12 @@ def _kosim_runner(model_dir: Path, dtype: torch.dtype | None, batches: list[list
     from kosim.training.step import loss_backward
 
     try:
-        from kosim.training.memory import keep_freed_memory
-    except ImportError:  # a --variant checkout from before it
-        keep_freed_memory = None
+        from kosim.utils.memory import keep_freed_memory
+    except ImportError:  # a --variant checkout from before the move
+        try:
+            from kosim.training.memory import keep_freed_memory
+        except ImportError:  # or from before it
+            keep_freed_memory = None
     if device.type == "cpu" and keep_freed_memory is not None:
         keep_freed_memory()  # as kosim's Trainer sets up a CPU run (kosim.training.state.build_state)
     model = SentenceEncoder.load(model_dir, device=device)

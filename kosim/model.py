@@ -24,6 +24,7 @@ from kosim.similarity import PAIRWISE_FUNCTIONS, SIMILARITY_FUNCTIONS, resolve_s
 from kosim.st_directory import read_directory, write_directory
 from kosim.tokenizer import TextTokenizer
 from kosim.utils.device import resolve_device
+from kosim.utils.memory import keep_freed_memory
 
 # encode's dtypes: the compute dtypes, and int8 (int8 GEMMs with float32 elsewhere, kosim's encoder on CPU only)
 ENCODE_DTYPES = {**DTYPES, "int8": torch.int8}
@@ -260,6 +261,8 @@ class SentenceEncoder(nn.Module):
 
     def _encode_here(self, items, prompt, batch_size, chunk_size, dtype, output, dim, normalize, show, to, target):
         """encode in this process: `[n, dim]` float32 sentence embeddings (numpy), or each text's token states."""
+        if self.device.type == "cpu":
+            keep_freed_memory()  # each batch reuses the memory the last one freed (no page faults per batch)
         with progress_bar(show, len(items)) as bar:
             memo = getattr(self, "_memo", None)
             tokenize = tokenize_fn(self.tokenizer, prompt, memo.tokens if memo is not None else None)

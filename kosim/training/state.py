@@ -30,9 +30,9 @@ from kosim.precision import resolve_bf16
 from kosim.training.distributed import DistInfo
 from kosim.training.errors import TrainingError
 from kosim.training.loss_setup import bind_guides, losses_with_parameters
-from kosim.training.memory import keep_freed_memory
 from kosim.training.schedule import build_scheduler, warmup_steps_for
 from kosim.training.step import SkipCounter
+from kosim.utils.memory import keep_freed_memory
 
 
 @dataclass

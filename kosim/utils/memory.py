@@ -1,4 +1,4 @@
-"""Keep memory freed by one CPU training step for the next one, instead of handing it back to the kernel.
+"""Keep memory freed by one CPU training step or encode batch for the next, instead of handing it back to the kernel.
 
 glibc's malloc serves every block over its mmap threshold (at most 32 MiB) with a fresh `mmap` and returns it
 with `munmap` when freed, so each such block is faulted in again, page by page and zero-filled by the kernel,
@@ -9,14 +9,18 @@ whichever ops first touch the memory (matmul outputs, GELU, the attention layout
 blocks and the heap not trimmed, the second step on allocates from memory it already holds: the faults go to
 ~0 and peak RSS grows by ~5% (the heap's fragmentation).
 
-This is a setting of the process's allocator (like `torch.set_num_threads`), made once when a CPU training run
-is set up; it changes no number the step computes. Elsewhere than glibc it does nothing.
+Encoding on CPU has the same pattern (each batch allocates and frees its `[tokens, 1536]` states, the int8 path
+also its quantized copies): 300k page faults per 3,000 KorSTS sentences with MiniLM at batch 32, 4M at batch
+128 (7 s of kernel time), and 5-10% of the encode time. This is a setting of the process's allocator (like
+`torch.set_num_threads`), made once when a CPU training run is set up or a model first encodes on CPU; it changes
+no number a step or an encode computes. Elsewhere than glibc it does nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import platform
 
 _M_TRIM_THRESHOLD = -1
@@ -26,6 +30,7 @@ _TOP_PAD = 64 << 20  # grow the heap in steps of at least 64 MiB (fewer brk call
 _INT_MAX = 2**31 - 1  # mallopt takes an int: free heap top beyond 2 GiB is still trimmed
 
 
+@functools.cache
 def keep_freed_memory() -> bool:
     """Make glibc's malloc keep freed memory for reuse (no mmap per large block, no trimming of the heap).
 
