@@ -41,6 +41,7 @@ QMAX = 127  # weights: symmetric int8 range [-127, 127], the zero point stays 0 
 _ZERO_POINT = 128  # oneDNN's activation zero point: the GEMM sees q - 128 for a uint8 activation q
 _LEVELS = 252  # steps spanned by a row's [min, max] (levels 0..254 at most, see quantize_rows)
 _ROUNDING = 1.5 * 2**23  # adding it rounds a float32 in (-2^22, 2^22) to an integer, held in the low mantissa bits
+_HALF_PLUS = torch.tensor(0.51)  # constants of quantize_rows (read only)
 
 # oneDNN compiles one primitive per GEMM shape (a process-wide cache of 1,024 entries); packed batches have a
 # different token count each, so GEMMs run on the bounded row blocks of kosim.nn.inference (17 shapes per weight).
@@ -86,28 +87,31 @@ def quantize_rows(x: Tensor, rows_out: int | None = None) -> tuple[Tensor, Tenso
     rows = x.shape[0]
     lo, hi = x.amin(dim=1), x.amax(dim=1)  # [rows]
     # the levels x / scale stay within 2^21 (|error| < 1/8 level in float32): a narrow row far from 0 gets a
-    # coarser step, still under 2^-21 of its magnitude
-    scale = torch.maximum((hi - lo).div_(_LEVELS), torch.maximum(hi.abs(), lo.abs()).mul_(2.0**-21))
-    scale.clamp_min_(1e-12)
-    inverse = scale.reciprocal()
+    # coarser step, still under 2^-21 of its magnitude (max(|lo|, |hi|) = max(hi, -lo) as lo <= hi)
+    scale = torch.maximum(hi - lo, torch.maximum(hi, lo.neg()).mul_(_LEVELS * 2.0**-21)).mul_(1.0 / _LEVELS)
+    inverse = scale.clamp_min_(1e-12).reciprocal()
     # lowest level >= 0 and highest <= 254 whichever way x * inverse rounds (it may differ from lo * inverse by one)
-    zero_point = torch.mul(lo, inverse).neg_().add_(0.51).ceil_()  # [rows], integers
-    bits = F.batch_norm(
-        x[None], _zeros(rows), _ones(rows), inverse, zero_point + _ROUNDING, training=False, momentum=0.0, eps=0.0
-    )[0].view(torch.int32)  # [rows, in]: 0x4B400000 + level
+    zero_point = torch.addcmul(_HALF_PLUS, lo, inverse, value=-1.0).ceil_()  # [rows], integers
+    bits = (
+        F.batch_norm(
+            x[None],
+            torch.zeros(rows),
+            torch.ones(rows),
+            inverse,
+            zero_point + _ROUNDING,
+            training=False,
+            momentum=0.0,
+            eps=0.0,
+        )
+        .view(rows, -1)
+        .view(torch.int32)
+    )  # [rows, in]: 0x4B400000 + level
     q = torch.empty((rows if rows_out is None else rows_out, x.shape[1]), dtype=torch.uint8, device=x.device)
     q[:rows].copy_(bits)  # int32 -> uint8 keeps the low byte: the level
-    q[rows:].fill_(_ZERO_POINT)
+    if rows_out is not None and rows_out > rows:
+        q[rows:].fill_(_ZERO_POINT)
     scale = scale[:, None]
-    return q, scale, scale * (_ZERO_POINT - zero_point[:, None])  # the value of q = 128
-
-
-def _zeros(n: int) -> Tensor:
-    return torch.zeros(n)
-
-
-def _ones(n: int) -> Tensor:
-    return torch.ones(n)
+    return q, scale, zero_point.sub_(_ZERO_POINT).mul_(scale.view(-1).neg())[:, None]  # the value of q = 128
 
 
 def _reference_int8_linear(qx: Tensor, qweight: Tensor, weight_scale: Tensor) -> Tensor:
