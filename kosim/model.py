@@ -23,6 +23,7 @@ from kosim.quantization import check_precision
 from kosim.similarity import PAIRWISE_FUNCTIONS, SIMILARITY_FUNCTIONS, resolve_similarity, to_tensor
 from kosim.st_directory import read_directory, write_directory
 from kosim.tokenizer import TextTokenizer
+from kosim.utils.checks import check_batch_size, check_texts, check_truncate_dim
 from kosim.utils.device import resolve_device
 from kosim.utils.memory import keep_freed_memory
 
@@ -33,24 +34,6 @@ ENCODE_OUTPUTS = ("sentence", "token")
 
 QUERY_PROMPT_NAMES = ("query",)
 DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")  # sentence-transformers' encode_document order
-
-
-def check_truncate_dim(value: Any) -> int | None:
-    """None, or a positive int (a bool refused): the one check of a `truncate_dim` argument, for encode, the
-    evaluators and kosim.st alike."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"truncate_dim must be a positive int or None, got {value!r}")
-    return value
-
-
-def check_texts(texts: Any, name: str = "texts") -> list[str]:
-    """A list of str, or a TypeError naming the first bad item by index."""
-    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence | np.ndarray):
-        raise TypeError(f"{name} must be a str or a list of str, got {type(texts).__name__}")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"{name}[{i}] must be a str, got {type(text).__name__}")
-    return list(texts)
 
 
 class SentenceEncoder(nn.Module):
@@ -215,9 +198,8 @@ class SentenceEncoder(nn.Module):
           equals a single-process encode.
         """
         single = isinstance(texts, str)
-        items = [texts] if single else check_texts(texts)
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        items = [texts] if single else check_texts(texts, single_ok=True)
+        check_batch_size(batch_size)
         if dtype not in ENCODE_DTYPES:
             raise ValueError(f"dtype must be one of {list(ENCODE_DTYPES)}, got {dtype!r}")
         if to not in ("numpy", "torch"):

@@ -85,6 +85,7 @@ CASES = [
     ("encode-none", lambda c: c.model.encode(None), TypeError, r"str or a list of str, got NoneType"),
     ("encode-none-item", lambda c: c.model.encode([None]), TypeError, r"texts\[0\] must be a str.*NoneType"),
     ("encode-batch-size-0", lambda c: c.model.encode(["가"], batch_size=0), ValueError, r"batch_size.*positive.*0"),
+    ("encode-batch-size-bool", lambda c: c.model.encode(["가"], batch_size=True), ValueError, r"batch_size.*True"),
     ("encode-batch-size-float", lambda c: c.model.encode(["가"], batch_size=2.5), ValueError, r"batch_size.*2\.5"),
     ("encode-dtype", lambda c: c.model.encode(["가"], dtype="float64"), ValueError, r"dtype must be one of.*float64"),
     ("encode-to", lambda c: c.model.encode(["가"], to="list"), ValueError, r"to must be 'numpy' or 'torch'"),

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from kosim.model import check_truncate_dim
 from kosim.similarity import resolve_similarity
+from kosim.utils.checks import check_batch_size, check_texts, check_truncate_dim
 
 __all__ = [
     "ALL_SIMILARITIES",
@@ -29,22 +29,6 @@ __all__ = [
 
 # Report order, the same as sentence-transformers' list of names.
 ALL_SIMILARITIES: tuple[str, ...] = ("cosine", "euclidean", "manhattan", "dot")
-
-
-def check_texts(texts: Sequence[str], what: str) -> list[str]:
-    """``texts`` as a list, refusing any entry that is not a str with its index named (``"anchors[3] must be..."``)."""
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"{what}[{i}] must be a str, got {type(text).__name__}")
-    return texts
-
-
-def check_batch_size(batch_size: int) -> int:
-    """The ``model.encode`` batch size, refusing a bool, a non-int or a value below 1."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    return batch_size
 
 
 def resolve_similarity_fns(similarity_fns: Sequence[str] | str | None) -> list[str]:

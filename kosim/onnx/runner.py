@@ -69,12 +69,11 @@ class OnnxEncoder:
 
     def encode(self, texts: str | Sequence[str], batch_size: int = 32, normalize: bool = False) -> np.ndarray:
         """Embed texts: a str gives `[dim]`, a list gives `[n, dim]` float32 in input order."""
-        from kosim.model import check_texts
+        from kosim.utils.checks import check_batch_size, check_texts
 
         single = isinstance(texts, str)
-        items = [texts] if single else check_texts(texts)
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        items = [texts] if single else check_texts(texts, single_ok=True)
+        check_batch_size(batch_size)
         ids = [np.asarray(seq, dtype=np.int64) for seq in self.tokenizer(items)]
         order = np.argsort(-np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)), kind="stable")
         out = np.empty((len(items), self.embedding_dim), dtype=np.float32)

@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from kosim.model import SentenceEncoder, check_truncate_dim
+from kosim.model import SentenceEncoder
 from kosim.nn import resolve_model_dir
 from kosim.similarity import resolve_similarity
 from kosim.st.models import encoder_parts
 from kosim.st_directory import read_directory
+from kosim.utils.checks import check_truncate_dim
 from kosim.utils.device import resolve_device
 from kosim.utils.suggest import did_you_mean
 

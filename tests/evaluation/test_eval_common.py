@@ -61,6 +61,9 @@ def test_both_evaluators_check_texts_the_same_way() -> None:
     with pytest.raises(TypeError, match=r"texts\[2\] must be a str, got bytes"):
         check_texts(["a", "b", b"c"], "texts")
     assert check_texts(("a", "b"), "texts") == ["a", "b"]
+    # a bare str was split into its characters (each a str) and evaluated as a list of one-letter sentences
+    with pytest.raises(TypeError, match=r"sentences1 must be a list of str, got str"):
+        EmbeddingSimilarityEvaluator("ab", ["c", "d"], [0.0, 1.0])
 
 
 def test_encode_columns_encodes_each_distinct_text_once() -> None:
