@@ -8,10 +8,9 @@ accumulation and returns float32 `[tokens, out]`:
 * activations: asymmetric 8-bit, one scale and integer zero point per row (token) spanning that row's
   `[min, max]` with 252 steps, `x[i, k] ~ s_x[i] * (q_x[i, k] - 128) + c[i]` with `s_x[i] = (max_k x[i, k] -
   min_k x[i, k]) / 252` (at least 2^-21 of the row's largest magnitude) and `c[i] = s_x[i] * (128 -
-  zero_point[i])`, so a token's result does not depend on the
-  other tokens of the batch. Asymmetric rather than symmetric because the rows are lopsided (a token's largest
-  entries are mostly of one sign): on MiniLM and KorSTS dev it lifted the worst cosine to the float32 embeddings
-  from 0.983 to 0.993;
+  zero_point[i])`, so a token's result does not depend on the other tokens of the batch. Asymmetric rather than
+  symmetric because the rows are lopsided (a token's largest entries are mostly of one sign): on MiniLM and
+  KorSTS dev it lifted the worst cosine to the float32 embeddings from 0.983 to 0.993;
 * `y[i, j] = s_x[i] * s_w[j] * sum_k (q_x[i, k] - 128) q_w[j, k] + c[i] * u[j] + b[j]`, where
   `u[j] = s_w[j] * sum_k q_w[j, k]` is computed once with the weight.
 
