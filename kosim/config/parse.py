@@ -79,7 +79,7 @@ def _parse_dataset(raw: Any, where: str, source: str, base_dir: Path, with_loss:
     )
     if with_loss:
         from kosim.losses import check_loss, needs_guide
-        from kosim.losses.gist import takes_teacher
+        from kosim.losses.guide import takes_teacher
 
         cfg.loss = t.get("loss", (str,))
         cfg.loss_args = t.get("loss_args", (dict,), {})

@@ -17,8 +17,9 @@ from kosim.losses.contrastive import ContrastiveLoss, OnlineContrastiveLoss
 from kosim.losses.cosent import CoSENTLoss
 from kosim.losses.cosine import CosineSimilarityLoss
 from kosim.losses.distill import MarginMSELoss, MSELoss
-from kosim.losses.gist import GISTEmbedLoss, GuidedLoss, GuideTable, bind_guide_table, encode_guide_table, needs_guide
+from kosim.losses.gist import GISTEmbedLoss
 from kosim.losses.gte import DirectionalRankingLoss
+from kosim.losses.guide import GuidedLoss, GuideTable, bind_guide_table, encode_guide_table, needs_guide
 from kosim.losses.matryoshka import MatryoshkaLoss
 from kosim.losses.mnrl import MultipleNegativesRankingLoss, false_negative_mask
 from kosim.losses.mnrl_symmetric import MultipleNegativesSymmetricRankingLoss

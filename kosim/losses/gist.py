@@ -17,28 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# The guide table lives in kosim.losses.guide; re-exported here, its home before the split.
-from kosim.losses.guide import (
-    GuidedLoss,
-    GuideTable,
-    bind_guide_table,
-    encode_guide_table,
-    needs_guide,
-    takes_teacher,
-    unique_texts,
-)
 from kosim.losses.mnrl import check_columns
 
-__all__ = [
-    "GISTEmbedLoss",
-    "GuideTable",
-    "GuidedLoss",
-    "bind_guide_table",
-    "encode_guide_table",
-    "needs_guide",
-    "takes_teacher",
-    "unique_texts",
-]
+__all__ = ["GISTEmbedLoss"]
 
 MARGIN_STRATEGIES = ("absolute", "relative")
 

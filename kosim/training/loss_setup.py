@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from kosim.data.datasets import ColumnDataset
-from kosim.losses.gist import GuideTable, bind_guide_table, needs_guide, takes_teacher
+from kosim.losses.guide import GuideTable, bind_guide_table, needs_guide, takes_teacher
 from kosim.model import SentenceEncoder
 from kosim.training.errors import TrainingError
 

@@ -14,7 +14,8 @@ from helpers import KOREAN, build_checkpoint
 
 from kosim.data.collate import collate
 from kosim.data.datasets import ColumnDataset
-from kosim.losses.gist import GISTEmbedLoss, GuidedLoss, GuideTable, encode_guide_table, unique_texts
+from kosim.losses.gist import GISTEmbedLoss
+from kosim.losses.guide import GuidedLoss, GuideTable, encode_guide_table, unique_texts
 from kosim.model import SentenceEncoder
 from kosim.nn.loading import to_hf_state_dict
 from kosim.training.step import embed_columns, loss_backward

@@ -68,13 +68,10 @@ def _st_loss(student, guide, columns, prompts):
     return (loss.detach(), grads), loss_fn.must_retokenize
 
 
-def _kosim_loss(student, guide, columns, prompts):
-    """kosim: the texts tokenized once under their prompts, the guide table bound as the Trainer binds it."""
-    dataset = ColumnDataset({f"c{i}": texts for i, texts in enumerate(columns)}, name="train")
-    tokenized = dataset.tokenize(student.tokenizer, prompts=prompts, prompt_length_fn=student.tokenizer.prompt_length)
-    batch = collate(tokenized, np.arange(len(dataset)))
-    (loss_fn,) = bind_guides(
-        [GISTEmbedLoss(**CONFIG)],
+def _bound(loss, dataset, guide, student, prompts):
+    """`loss` with its guide table built by the Trainer's own `bind_guides` (the training prompts applied)."""
+    (bound,) = bind_guides(
+        [loss],
         ["train"],
         {"train": dataset},
         {"train": guide},
@@ -84,6 +81,15 @@ def _kosim_loss(student, guide, columns, prompts):
         progress=False,
         prompts={"train": prompts},
     )
+    return bound
+
+
+def _kosim_loss(student, guide, columns, prompts):
+    """kosim: the texts tokenized once under their prompts, the guide table bound as the Trainer binds it."""
+    dataset = ColumnDataset({f"c{i}": texts for i, texts in enumerate(columns)}, name="train")
+    tokenized = dataset.tokenize(student.tokenizer, prompts=prompts, prompt_length_fn=student.tokenizer.prompt_length)
+    batch = collate(tokenized, np.arange(len(dataset)))
+    loss_fn = _bound(GISTEmbedLoss(**CONFIG), dataset, guide, student, prompts)
     loss_fn.table = type(loss_fn.table)([t.double() for t in loss_fn.table.tables], loss_fn.table.columns)
     student.zero_grad()
     embeddings = list(student(batch.packed).split(batch.num_rows))
@@ -127,16 +133,6 @@ def test_guide_prompts_differ_from_the_unprompted_guide(bert_dir, guide_dir):
         embeddings = list(student(batch.packed).split(batch.num_rows))
     values = []
     for guide_prompts in (KO_PROMPTS, {}):
-        (loss_fn,) = bind_guides(
-            [GISTEmbedLoss(margin=0.0)],
-            ["train"],
-            {"train": dataset},
-            {"train": guide},
-            torch.device("cpu"),
-            max_seq_length=student.max_seq_length,
-            batch_size=8,
-            progress=False,
-            prompts={"train": guide_prompts},
-        )
+        loss_fn = _bound(GISTEmbedLoss(margin=0.0), dataset, guide, student, guide_prompts)
         values.append(loss_fn([e.float() for e in embeddings], None, text_ids=batch.text_ids).item())
     assert values[0] != pytest.approx(values[1], rel=1e-6)

@@ -15,7 +15,7 @@ from kosim.data import ColumnDataset
 from kosim.data.collate import collate
 from kosim.losses import GISTEmbedLoss, MultipleNegativesRankingLoss
 from kosim.losses.distill import MSELoss
-from kosim.losses.gist import GuidedLoss, GuideTable
+from kosim.losses.guide import GuidedLoss, GuideTable
 from kosim.model import SentenceEncoder
 from kosim.nn.loading import to_hf_state_dict
 from kosim.training import Trainer, TrainingArguments
