@@ -22,17 +22,14 @@ an evaluator's sentences are tokenized once per run, not once per round.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable
 
 import numpy as np
 from torch import nn
 
-__all__ = ["EmbeddingMemo", "TokenCache", "weights_stamp"]
+from kosim.nn.inference import weights_stamp
 
-
-def weights_stamp(parameters: Iterable[nn.Parameter]) -> tuple:
-    """What changes when any weight changes: each parameter's device, storage and in-place version counter."""
-    return tuple((p.device, p.data_ptr(), p._version) for p in parameters)
+__all__ = ["EmbeddingMemo", "TokenCache"]
 
 
 class TokenCache:

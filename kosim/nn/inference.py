@@ -9,6 +9,7 @@ The float32 parameters stay the source of truth; `weights_key` tells when a copy
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import torch
@@ -146,9 +147,15 @@ def _norm(norm: nn.LayerNorm, dtype: torch.dtype):
     return lambda x: F.layer_norm(x, shape, weight, bias, eps)
 
 
+def weights_stamp(parameters: Iterable[Tensor]) -> tuple:
+    """What changes when any weight changes: each parameter's device, storage and in-place version counter (bumped
+    by every in-place update: optimizer steps, `load_state_dict`, `.to()`)."""
+    return tuple((p.device, p.data_ptr(), p._version) for p in parameters)
+
+
 def weights_key(encoder: nn.Module, dtype: torch.dtype) -> tuple:
     """Identity of the parameter versions (and dtype) an inference copy is made from; any in-place update changes it."""
-    return (dtype,) + tuple((p.device, p.data_ptr(), p._version) for p in encoder.parameters())
+    return (dtype,) + weights_stamp(encoder.parameters())
 
 
-__all__ = ["InferenceWeights", "weights_key"]
+__all__ = ["InferenceWeights", "weights_key", "weights_stamp"]
